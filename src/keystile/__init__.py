@@ -1,0 +1,53 @@
+"""Keystile: the sign-in layer for Python apps.
+
+The public API. Everything not named in ``__all__`` is internal and may change.
+"""
+
+from keystile.clock import Clock, ManualClock, SystemClock
+from keystile.errors import (
+    AlreadyRegisteredError,
+    AuthenticationFailedError,
+    ConfigurationError,
+    InvalidRequestError,
+    KeystileError,
+    NotFoundError,
+    SchemaOutdatedError,
+    TooManyAttemptsError,
+    UnauthenticatedError,
+    UnavailableError,
+)
+from keystile.flows.sessions import Authenticated, Session
+from keystile.identity import normalize_email, normalize_identity
+from keystile.runtime import Runtime
+from keystile.settings import Settings, load_settings
+from keystile.store.users import User
+from keystile.web.app import Keystile, create_app
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyRegisteredError",
+    "Authenticated",
+    "AuthenticationFailedError",
+    "Clock",
+    "ConfigurationError",
+    "InvalidRequestError",
+    "Keystile",
+    "KeystileError",
+    "ManualClock",
+    "NotFoundError",
+    "Runtime",
+    "SchemaOutdatedError",
+    "Session",
+    "Settings",
+    "SystemClock",
+    "TooManyAttemptsError",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "User",
+    "__version__",
+    "create_app",
+    "load_settings",
+    "normalize_email",
+    "normalize_identity",
+]

@@ -1,0 +1,186 @@
+"""The ``keystile`` command line.
+
+Every command fails with one line on standard error and a non-zero exit
+status, never a traceback: ``error: <what> `` for Keystile errors, the usage
+message for bad arguments. Formatting (``_format_*``) is kept apart from
+printing so it can be tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import click
+import typer
+
+from keystile.errors import ConfigurationError, InvalidRequestError, KeystileError
+from keystile.runtime import Runtime
+from keystile.settings import Settings, load_settings
+from keystile.store import migrate
+from keystile.store.users import User
+
+app = typer.Typer(
+    name="keystile",
+    help="Keystile: passwordless codes, TOTP, recovery codes and brute-force protection.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
+user_app = typer.Typer(help="User administration.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="TOML settings file (also KEYSTILE_CONFIG_FILE); environment variables win.",
+        dir_okay=False,
+    ),
+]
+
+
+@app.callback()
+def _root(config: ConfigOption = None) -> None:
+    if config is not None:
+        # Through the environment, so `serve --workers N` processes read the same file.
+        os.environ["KEYSTILE_CONFIG_FILE"] = str(config.resolve())
+
+
+def _runtime() -> Runtime:
+    return Runtime(load_settings())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
+) -> None:
+    """Run the Keystile service (uvicorn). In development mode, migrates the database first."""
+    import uvicorn
+
+    settings = load_settings()  # creates development keys once, before workers start
+    runtime = Runtime(settings)
+    try:
+        runtime.prepare_database()
+    finally:
+        runtime.close()
+    typer.echo(_format_banner(settings, host, port, workers), err=True)
+    uvicorn.run(
+        "keystile.web.asgi:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the newest revision."""
+    runtime = _runtime()
+    try:
+        before = migrate.current_revision(runtime.db)
+        migrate.upgrade(runtime.db)
+        after = migrate.current_revision(runtime.db)
+    finally:
+        runtime.close()
+    typer.echo(f"database at revision {after} (was {before or 'empty'})")
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Argument(help="The user's email address.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create a user with a password (prompted, or read from standard input)."""
+    password = _read_password(password_stdin)
+    runtime = _runtime()
+    try:
+        runtime.prepare_database()
+        user = anyio.run(runtime.password.create_user, email, password)
+    finally:
+        runtime.close()
+    typer.echo(f"created {user.email} ({user.id})")
+
+
+@user_app.command("list")
+def user_list(
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+) -> None:
+    """List users, oldest first."""
+    runtime = _runtime()
+    try:
+        runtime.prepare_database()
+
+        async def fetch() -> list[User]:
+            return await runtime.users.list(limit=limit, offset=offset)
+
+        users = anyio.run(fetch)
+    finally:
+        runtime.close()
+    typer.echo(_format_users(users))
+
+
+def _format_banner(settings: Settings, host: str, port: int, workers: int) -> str:
+    where = settings.database_url.split("@")[-1]  # never print database credentials
+    return (
+        f"keystile: {settings.mode} mode, database {where}, "
+        f"http://{host}:{port}{settings.route_prefix}, {workers} worker(s)"
+    )
+
+
+def _format_users(users: Sequence[User]) -> str:
+    if not users:
+        return "no users"
+    lines = [f"{'id':36}  {'email':40}  created"]
+    lines += [f"{u.id!s:36}  {u.email:40}  {u.created_at.isoformat()}" for u in users]
+    return "\n".join(lines)
+
+
+def _format_error(error: KeystileError) -> str:
+    if isinstance(error, ConfigurationError):
+        return "error: " + "; ".join(error.problems)
+    if isinstance(error, InvalidRequestError) and error.fields:
+        reasons = ", ".join(f"{name} {reason}" for name, reason in error.fields.items())
+        return f"error: {error.message} ({reasons})"
+    return f"error: {error.message}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point."""
+    try:
+        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except KeystileError as error:
+        typer.echo(_format_error(error), err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as error:
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

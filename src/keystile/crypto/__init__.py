@@ -1,0 +1,1 @@
+"""Pure cryptographic building blocks: key rings, keyed hashing, sealing, code alphabets."""

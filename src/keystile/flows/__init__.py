@@ -1,0 +1,1 @@
+"""What spans strategies: sessions, the two-step sign-in, step-up."""

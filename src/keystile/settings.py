@@ -1,0 +1,198 @@
+"""The Settings object: one immutable, typed configuration built at the edge.
+
+Read from ``KEYSTILE_*`` environment variables and, optionally, a TOML file
+(``KEYSTILE_CONFIG_FILE`` or ``load_settings(config_file=...)``); environment
+variables win over the file. Key lists accept a JSON list or a comma-separated
+string and are ordered newest first: the first key signs, hashes and seals,
+every key still verifies.
+
+In ``development`` mode, missing keys are generated once and kept in
+``keys_file`` (created with mode 0600). In ``production`` mode nothing is
+generated: :func:`load_settings` refuses and names each missing variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from keystile.crypto.keyring import MIN_KEY_LENGTH, KeyRing
+from keystile.errors import ConfigurationError
+
+KEY_FIELDS = ("signing_keys", "hashing_keys", "encryption_keys")
+
+_config_file: ContextVar[Path | None] = ContextVar("keystile_config_file", default=None)
+
+KeyList = Annotated[tuple[SecretStr, ...], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every option of a Keystile deployment. Immutable; build once, pass the fields down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KEYSTILE_", frozen=True, extra="forbid", validate_default=True
+    )
+
+    mode: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///keystile.db"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_busy_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+
+    signing_keys: KeyList = ()
+    hashing_keys: KeyList = ()
+    encryption_keys: KeyList = ()
+    keys_file: Path = Path(".keystile-keys.json")
+
+    issuer: str = Field(default="keystile", min_length=1, max_length=200)
+    access_token_lifetime_seconds: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
+    mfa_token_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
+
+    password_hash_preset: Literal["rfc9106_low_memory", "rfc9106_high_memory", "test"] = (
+        "rfc9106_low_memory"
+    )
+    password_registration_enabled: bool = False
+
+    route_prefix: str = Field(default="/auth", pattern=r"^(/[A-Za-z0-9_\-]+)*$")
+
+    @field_validator(*KEY_FIELDS, mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator(*KEY_FIELDS)
+    @classmethod
+    def _check_key_length(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for key in value:
+            if len(key.get_secret_value().encode()) < MIN_KEY_LENGTH:
+                raise ValueError(
+                    f"every key must be at least {MIN_KEY_LENGTH} bytes; "
+                    "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                )
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file.get()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    def ring(self, name: Literal["signing_keys", "hashing_keys", "encryption_keys"]) -> KeyRing:
+        """The key ring for one of the key fields.
+
+        Raises:
+            ConfigurationError: the field holds no key.
+        """
+        keys: tuple[SecretStr, ...] = getattr(self, name)
+        if not keys:
+            raise ConfigurationError([_missing_key_problem(name)])
+        return KeyRing(key.get_secret_value() for key in keys)
+
+    def missing_keys(self) -> list[str]:
+        """The key fields that hold no key."""
+        return [name for name in KEY_FIELDS if not getattr(self, name)]
+
+
+def _missing_key_problem(name: str) -> str:
+    return (
+        f"KEYSTILE_{name.upper()} is not set: give at least one key of {MIN_KEY_LENGTH}+ "
+        "random bytes (newest first, comma-separated)"
+    )
+
+
+@contextmanager
+def _reading_config_file(path: Path | None) -> Iterator[None]:
+    token = _config_file.set(path)
+    try:
+        yield
+    finally:
+        _config_file.reset(token)
+
+
+def _problems(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"])
+        problems.append(f"KEYSTILE_{name.upper()}: {item['msg']}")
+    return problems
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the Settings from the environment, an optional TOML file and ``overrides``.
+
+    In development mode, missing keys come from (or are generated into) ``keys_file``.
+
+    Raises:
+        ConfigurationError: invalid values, or keys missing in production mode.
+    """
+    if config_file is None and os.environ.get("KEYSTILE_CONFIG_FILE"):
+        config_file = os.environ["KEYSTILE_CONFIG_FILE"]
+    path = Path(config_file) if config_file is not None else None
+    if path is not None and not path.is_file():
+        raise ConfigurationError([f"configuration file {path} does not exist"])
+    try:
+        with _reading_config_file(path):
+            settings = Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigurationError(_problems(error)) from None
+    missing = settings.missing_keys()
+    if not missing:
+        return settings
+    if settings.mode == "production":
+        raise ConfigurationError([_missing_key_problem(name) for name in missing])
+    stored = _development_keys(settings.keys_file)
+    return settings.model_copy(update={name: (SecretStr(stored[name]),) for name in missing})
+
+
+def _development_keys(path: Path) -> dict[str, str]:
+    """Read the development key file, creating it (owner-only) on first use."""
+    if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise ConfigurationError(
+                [f"{path} is readable by other users (mode {mode:o}): run `chmod 600 {path}`"]
+            )
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(name), str) for name in KEY_FIELDS
+        ):
+            raise ConfigurationError([f"{path} is not a Keystile key file: remove it"])
+        return {name: str(data[name]) for name in KEY_FIELDS}
+    keys = {name: secrets.token_urlsafe(32) for name in KEY_FIELDS}
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another process created it first; use its keys so both agree.
+        return _development_keys(path)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(keys, handle)
+    return keys

@@ -1,0 +1,77 @@
+"""The audit repository: one row per authentication attempt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
+
+from keystile.store.database import Database, in_thread
+from keystile.store.tables import audit_events
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One attempt. Never holds a code, secret or token."""
+
+    occurred_at: datetime
+    strategy: str
+    action: str
+    success: bool
+    subject: str | None = None
+    identity: str | None = None
+    client_address: str | None = None
+
+
+class AuditStore:
+    """Audit events on SQLite or PostgreSQL."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @in_thread
+    def record(self, event: AuditEvent) -> None:
+        """Append one event."""
+        with self.db.write() as conn:
+            conn.execute(
+                insert(audit_events).values(
+                    occurred_at=event.occurred_at,
+                    strategy=event.strategy,
+                    action=event.action,
+                    success=event.success,
+                    subject=event.subject,
+                    identity=event.identity,
+                    client_address=event.client_address,
+                )
+            )
+
+    @in_thread
+    def count_failures(self, *, identity: str, strategy: str, since: datetime) -> int:
+        """Failed attempts for ``identity`` with ``strategy`` at or after ``since``."""
+        query = select(func.count()).where(
+            audit_events.c.identity == identity,
+            audit_events.c.strategy == strategy,
+            audit_events.c.success.is_(False),
+            audit_events.c.occurred_at >= since,
+        )
+        with self.db.read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    @in_thread
+    def recent(self, *, limit: int = 50) -> list[AuditEvent]:
+        """The newest events first."""
+        query = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
+        with self.db.read() as conn:
+            return [
+                AuditEvent(
+                    occurred_at=row.occurred_at,
+                    strategy=row.strategy,
+                    action=row.action,
+                    success=bool(row.success),
+                    subject=row.subject,
+                    identity=row.identity,
+                    client_address=row.client_address,
+                )
+                for row in conn.execute(query)
+            ]

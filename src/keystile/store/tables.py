@@ -1,0 +1,83 @@
+"""The schema. Alembic migrations in ``migrations/`` create exactly this."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+)
+
+from keystile.store.types import UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+#: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite so it autoincrements.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+users = Table(
+    "keystile_users",
+    metadata,
+    Column("id", Uuid(as_uuid=True), primary_key=True),
+    # Always the normalised form (keystile.identity.normalize_email).
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(512), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+tokens = Table(
+    "keystile_tokens",
+    metadata,
+    # A random id for JWTs; a keyed hash for codes (the code itself is never stored).
+    Column("jti", String(128), primary_key=True),
+    Column("purpose", String(32), nullable=False),
+    Column("subject", String(320), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("extra", JSON(), nullable=True),
+    # Wrong guesses against this (short-code) token; it is burned at the strategy's limit.
+    Column("failed_attempts", Integer(), nullable=False, server_default="0"),
+    Index(None, "subject", "purpose"),
+    Index(None, "expires_at"),
+)
+
+audit_events = Table(
+    "keystile_audit_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("strategy", String(32), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("success", Boolean(), nullable=False),
+    Column("subject", String(64), nullable=True),
+    Column("identity", String(320), nullable=True),
+    Column("client_address", String(128), nullable=True),
+    Column("extra", JSON(), nullable=True),
+    Index(None, "identity", "strategy", "occurred_at"),
+    Index(None, "occurred_at"),
+)
+
+rate_limit_hits = Table(
+    "keystile_rate_limit_hits",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    # A limiter key such as "otp:sign_in:<normalised identity>".
+    Column("key", String(400), nullable=False),
+    Column("hit_at", UTCDateTime(), nullable=False),
+    Index(None, "key", "hit_at"),
+)

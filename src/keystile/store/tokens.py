@@ -1,0 +1,133 @@
+"""The token repository: every issued token's id, so it can be revoked and consumed once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, exists, insert, select, update
+
+from keystile.store.database import Database, in_thread
+from keystile.store.tables import tokens, users
+from keystile.store.users import USER_COLUMNS, User, user_from_row
+
+
+class TokenStore:
+    """Token rows on SQLite or PostgreSQL."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @in_thread
+    def add(
+        self,
+        *,
+        jti: str,
+        purpose: str,
+        subject: str,
+        now: datetime,
+        expires_at: datetime,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record an issued token."""
+        with self.db.write() as conn:
+            conn.execute(
+                insert(tokens).values(
+                    jti=jti,
+                    purpose=purpose,
+                    subject=subject,
+                    created_at=now,
+                    expires_at=expires_at,
+                    revoked_at=None,
+                    extra=dict(extra) if extra else None,
+                )
+            )
+
+    @in_thread
+    def active_user(self, *, jti: str, user_id: uuid.UUID, now: datetime) -> User | None:
+        """The user behind a live (unrevoked, unexpired) token, in one query; else ``None``."""
+        live = exists().where(
+            tokens.c.jti == jti,
+            tokens.c.subject == str(user_id),
+            tokens.c.revoked_at.is_(None),
+            tokens.c.expires_at > now,
+        )
+        with self.db.read() as conn:
+            row = conn.execute(select(*USER_COLUMNS).where(users.c.id == user_id, live)).first()
+        return user_from_row(row) if row is not None else None
+
+    @in_thread
+    def revoke(self, jti: str, *, now: datetime) -> bool:
+        """Revoke one token; ``True`` if it was live until now."""
+        with self.db.write() as conn:
+            result = conn.execute(
+                update(tokens)
+                .where(tokens.c.jti == jti, tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+        return result.rowcount == 1
+
+    @in_thread
+    def consume(
+        self, jtis: Sequence[str], *, purpose: str, subject: str, now: datetime
+    ) -> bool:
+        """Atomically use up one live token among ``jtis`` (the candidates of a key ring).
+
+        One ``UPDATE … WHERE revoked_at IS NULL`` checked by row count: of any
+        number of parallel calls with the same code exactly one sees ``True``.
+        """
+        with self.db.write() as conn:
+            result = conn.execute(
+                update(tokens)
+                .where(
+                    tokens.c.jti.in_(list(jtis)),
+                    tokens.c.purpose == purpose,
+                    tokens.c.subject == subject,
+                    tokens.c.revoked_at.is_(None),
+                    tokens.c.expires_at > now,
+                )
+                .values(revoked_at=now)
+            )
+        return result.rowcount == 1
+
+    @in_thread
+    def replace(
+        self,
+        *,
+        jti: str,
+        purpose: str,
+        subject: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        """Revoke the subject's live tokens of ``purpose`` and record a new one, atomically."""
+        with self.db.write() as conn:
+            conn.execute(
+                update(tokens)
+                .where(
+                    tokens.c.subject == subject,
+                    tokens.c.purpose == purpose,
+                    tokens.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )
+            conn.execute(
+                insert(tokens).values(
+                    jti=jti,
+                    purpose=purpose,
+                    subject=subject,
+                    created_at=now,
+                    expires_at=expires_at,
+                    revoked_at=None,
+                    extra=None,
+                )
+            )
+
+    @in_thread
+    def purge_expired(self, *, now: datetime) -> int:
+        """Delete rows past their expiry; returns how many."""
+        with self.db.write() as conn:
+            result = conn.execute(delete(tokens).where(tokens.c.expires_at <= now))
+        return result.rowcount

@@ -1,0 +1,1 @@
+"""Password sign-in with Argon2id."""

@@ -1,0 +1,107 @@
+"""Password actions: sign in and register.
+
+Unknown email and wrong password take the same path through Argon2 (a dummy
+hash stands in for the missing account) and end in the same
+:class:`~keystile.errors.AuthenticationFailedError`.
+"""
+
+from __future__ import annotations
+
+import anyio.to_thread
+
+from keystile.clock import Clock
+from keystile.crypto.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
+from keystile.errors import AuthenticationFailedError, InvalidRequestError
+from keystile.flows.sessions import Authenticated, Sessions
+from keystile.identity import InvalidIdentityError, normalize_email
+from keystile.store.users import User, UserStore
+from keystile.strategies.password.config import PasswordConfig
+from keystile.tokens import AMR_PASSWORD
+
+STRATEGY = "password"
+
+
+def parse_email(raw: str, field: str = "user.email") -> str:
+    """Normalise ``raw`` or raise :class:`InvalidRequestError` naming ``field``."""
+    try:
+        return normalize_email(raw)
+    except InvalidIdentityError as error:
+        raise InvalidRequestError("The email is not valid.", {field: error.reason}) from None
+
+
+class PasswordService:
+    """Sign-in and registration with a password."""
+
+    def __init__(
+        self,
+        *,
+        config: PasswordConfig,
+        users: UserStore,
+        hasher: PasswordHasher,
+        sessions: Sessions,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self._users = users
+        self._hasher = hasher
+        self._sessions = sessions
+        self._clock = clock
+
+    async def authenticate(self, email: str, password: str) -> User:
+        """The user whose credentials these are.
+
+        Raises:
+            InvalidRequestError: the email is malformed.
+            AuthenticationFailedError: unknown email or wrong password, indistinguishably.
+        """
+        normalised = parse_email(email)
+        if len(password) > MAX_PASSWORD_LENGTH:
+            raise InvalidRequestError(
+                "The password is too long.",
+                {"user.password": f"must be at most {MAX_PASSWORD_LENGTH} characters"},
+            )
+        user = await self._users.get_by_email(normalised)
+        stored = user.password_hash if user is not None else None
+        valid = await anyio.to_thread.run_sync(
+            self._hasher.verify_or_dummy, stored, password
+        )
+        if user is None or not valid:
+            raise AuthenticationFailedError()
+        assert stored is not None
+        if self._hasher.needs_rehash(stored):
+            new_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
+            await self._users.set_password_hash(user.id, new_hash, now=self._clock.now())
+        return user
+
+    async def sign_in(self, email: str, password: str) -> Authenticated:
+        """Authenticate and start a session."""
+        user = await self.authenticate(email, password)
+        return await self._sessions.start(user, strategies=[STRATEGY], amr=[AMR_PASSWORD])
+
+    async def create_user(self, email: str, password: str) -> User:
+        """Create a user with a password (administration and registration).
+
+        Raises:
+            InvalidRequestError: malformed email or a password that is too short or long.
+            AlreadyRegisteredError: the email is taken.
+        """
+        normalised = parse_email(email)
+        if len(password) < self.config.min_length:
+            raise InvalidRequestError(
+                "The password is too short.",
+                {"user.password": f"must be at least {self.config.min_length} characters"},
+            )
+        if len(password) > MAX_PASSWORD_LENGTH:
+            raise InvalidRequestError(
+                "The password is too long.",
+                {"user.password": f"must be at most {MAX_PASSWORD_LENGTH} characters"},
+            )
+        password_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
+        return await self._users.create(
+            normalised, password_hash=password_hash, now=self._clock.now()
+        )
+
+    async def register(self, email: str, password: str) -> Authenticated:
+        """Create a user and sign them in."""
+        user = await self.create_user(email, password)
+        return await self._sessions.start(user, strategies=[STRATEGY], amr=[AMR_PASSWORD])

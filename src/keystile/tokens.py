@@ -1,0 +1,187 @@
+"""JWT issue and verify (pure: the time comes in as ``now``).
+
+Tokens are HS256 JWTs signed with the current key of the signing ring and
+carrying ``kid`` so any ring key verifies them. Claims: ``iss``, ``sub``,
+``jti``, ``iat``, ``exp``, ``purpose``, ``amr`` (RFC 8176 method values),
+``auth_time`` and ``ks_strategies`` (Keystile strategy names, for the
+``authentication_strategies`` answer field). A token for one purpose never
+verifies for another. Revocation is checked above this module, against the
+token store, because it needs I/O.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import jwt
+
+from keystile.crypto.keyring import KeyRing
+
+ALGORITHM: Final = "HS256"
+MAX_TOKEN_LENGTH: Final = 8192
+
+PURPOSE_ACCESS: Final = "access"
+
+#: RFC 8176 authentication method reference values Keystile emits.
+AMR_PASSWORD: Final = "pwd"
+AMR_OTP: Final = "otp"
+AMR_MFA: Final = "mfa"
+
+
+class InvalidTokenError(ValueError):
+    """The token is malformed, forged, expired or for another purpose.
+
+    ``reason`` is for logs and tests; callers answer with one undifferentiated
+    ``unauthenticated`` error so a client learns nothing from it.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """The verified content of a token."""
+
+    subject: str
+    jti: str
+    purpose: str
+    issued_at: datetime
+    expires_at: datetime
+    auth_time: datetime
+    amr: tuple[str, ...]
+    strategies: tuple[str, ...]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """An encoded token and the claims it carries."""
+
+    token: str = field(repr=False)
+    claims: TokenClaims
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _moment(value: object, name: str) -> datetime:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidTokenError(f"claim {name} is not an integer")
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _strings(value: object, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidTokenError(f"claim {name} is not a list of strings")
+    return tuple(value)
+
+
+class TokenCodec:
+    """Encodes and decodes Keystile JWTs with one signing key ring and issuer."""
+
+    def __init__(self, ring: KeyRing, *, issuer: str) -> None:
+        self._ring = ring
+        self._issuer = issuer
+
+    def issue(
+        self,
+        *,
+        subject: str,
+        purpose: str,
+        now: datetime,
+        lifetime: timedelta,
+        amr: Sequence[str],
+        strategies: Sequence[str],
+        auth_time: datetime | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> IssuedToken:
+        """Sign a new token with a fresh random ``jti``; whole-second times, as JWT requires."""
+        issued_at = now.replace(microsecond=0)
+        claims = TokenClaims(
+            subject=subject,
+            jti=secrets.token_urlsafe(24),
+            purpose=purpose,
+            issued_at=issued_at,
+            expires_at=issued_at + lifetime,
+            auth_time=(auth_time or issued_at).replace(microsecond=0),
+            amr=tuple(amr),
+            strategies=tuple(strategies),
+            extra=dict(extra or {}),
+        )
+        payload: dict[str, Any] = {
+            **claims.extra,
+            "iss": self._issuer,
+            "sub": subject,
+            "jti": claims.jti,
+            "iat": _epoch(claims.issued_at),
+            "exp": _epoch(claims.expires_at),
+            "purpose": purpose,
+            "amr": list(claims.amr),
+            "auth_time": _epoch(claims.auth_time),
+            "ks_strategies": list(claims.strategies),
+        }
+        key = self._ring.current
+        token = jwt.encode(
+            payload, key.secret.value, algorithm=ALGORITHM, headers={"kid": key.kid}
+        )
+        return IssuedToken(token=token, claims=claims)
+
+    def decode(self, token: str, *, purpose: str, now: datetime) -> TokenClaims:
+        """Verify signature, issuer, expiry against ``now`` and purpose.
+
+        Raises:
+            InvalidTokenError: for any token that must not be accepted.
+        """
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidTokenError("token too long")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidTokenError("malformed token") from None
+        kid = header.get("kid")
+        key = self._ring.find(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidTokenError("unknown signing key")
+        try:
+            payload: dict[str, Any] = jwt.decode(
+                token,
+                key.secret.value,
+                algorithms=[ALGORITHM],
+                issuer=self._issuer,
+                options={
+                    # Expiry is checked below against the injected ``now``.
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "require": ["sub", "jti", "iat", "exp", "purpose", "iss"],
+                },
+            )
+        except jwt.PyJWTError as error:
+            raise InvalidTokenError(f"rejected: {type(error).__name__}") from None
+        expires_at = _moment(payload.get("exp"), "exp")
+        if now >= expires_at:
+            raise InvalidTokenError("expired")
+        if payload.get("purpose") != purpose:
+            raise InvalidTokenError("wrong purpose")
+        subject, jti = payload.get("sub"), payload.get("jti")
+        if not isinstance(subject, str) or not isinstance(jti, str):
+            raise InvalidTokenError("claims sub and jti must be strings")
+        known = {"iss", "sub", "jti", "iat", "exp", "purpose", "amr", "auth_time", "ks_strategies"}
+        return TokenClaims(
+            subject=subject,
+            jti=jti,
+            purpose=purpose,
+            issued_at=_moment(payload.get("iat"), "iat"),
+            expires_at=expires_at,
+            auth_time=_moment(payload.get("auth_time", payload.get("iat")), "auth_time"),
+            amr=_strings(payload.get("amr", []), "amr"),
+            strategies=_strings(payload.get("ks_strategies", []), "ks_strategies"),
+            extra={name: value for name, value in payload.items() if name not in known},
+        )

@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, error mapper, guards, routers."""

@@ -1,0 +1,102 @@
+"""The app factory and the mountable :class:`Keystile` integration."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from keystile.clock import Clock
+from keystile.runtime import Runtime
+from keystile.settings import Settings
+from keystile.strategies.password.routes import password_router
+from keystile.web.errors import install_error_handlers
+from keystile.web.session_routes import session_router
+
+
+class Keystile:
+    """Keystile inside another FastAPI app.
+
+    ::
+
+        keystile = Keystile(load_settings())
+        keystile.install(app)          # routes under settings.route_prefix + error handlers
+
+    Call :meth:`prepare` once at start-up (migrations in development mode, a
+    schema check in production) and :meth:`close` at shutdown.
+    """
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.runtime = Runtime(settings, clock=clock)
+        self.settings = settings
+
+    @property
+    def router(self) -> APIRouter:
+        """Every Keystile route, under ``settings.route_prefix``."""
+        router = APIRouter(prefix=self.settings.route_prefix)
+        router.include_router(password_router(self.runtime.password))
+        router.include_router(session_router(self.runtime.sessions))
+        return router
+
+    def install(self, app: FastAPI) -> None:
+        """Mount the routes on ``app`` and make it answer errors in the Keystile shape."""
+        app.include_router(self.router)
+        install_error_handlers(app)
+
+    async def prepare(self) -> None:
+        """Get the database ready (see :meth:`Runtime.prepare_database`)."""
+        await anyio.to_thread.run_sync(self.runtime.prepare_database)
+
+    def close(self) -> None:
+        """Release connections."""
+        self.runtime.close()
+
+
+def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents 422 for bodies; Keystile answers 400 ``invalid_request`` instead."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.get("responses", {})
+            if "422" in responses:
+                del responses["422"]
+                responses.setdefault(
+                    "400",
+                    {
+                        "description": "`invalid_request`: malformed body.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorBody"}
+                            }
+                        },
+                    },
+                )
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+    """The standalone Keystile service as an ASGI app."""
+    keystile = Keystile(settings, clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await keystile.prepare()
+        try:
+            yield
+        finally:
+            keystile.close()
+
+    app = FastAPI(title="Keystile", version="0.1.0", lifespan=lifespan)
+    keystile.install(app)
+    app.state.keystile = keystile
+    app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,84 @@
+"""Request and response bodies of the JSON API (the shapes of ``API.md``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from keystile.crypto.passwords import MAX_PASSWORD_LENGTH
+from keystile.flows.sessions import Authenticated, Session
+
+EmailText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=1000)]
+PasswordText = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=MAX_PASSWORD_LENGTH)
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PasswordCredentials(_Strict):
+    email: EmailText
+    password: PasswordText
+
+
+class PasswordBody(_Strict):
+    """``{"user": {"email", "password"}}``."""
+
+    user: PasswordCredentials
+
+
+class UserBody(BaseModel):
+    id: str
+    email: str
+
+
+class AuthenticatedBody(BaseModel):
+    """The answer of every call that completes a sign-in."""
+
+    token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    user: UserBody
+    authentication_strategies: list[str]
+
+    @classmethod
+    def of(cls, result: Authenticated) -> AuthenticatedBody:
+        return cls(
+            token=result.token,
+            expires_in=result.expires_in,
+            user=UserBody(id=result.user.subject, email=result.user.email),
+            authentication_strategies=list(result.strategies),
+        )
+
+
+class MeBody(BaseModel):
+    """``GET /auth/me``: who the bearer is and how they signed in."""
+
+    user: UserBody
+    authentication_strategies: list[str]
+    auth_time: datetime
+    amr: list[str]
+    recovery_code_used_at: datetime | None = None
+
+    @classmethod
+    def of(cls, session: Session) -> MeBody:
+        used = session.claims.extra.get("recovery_code_used_at")
+        return cls(
+            user=UserBody(id=session.user.subject, email=session.user.email),
+            authentication_strategies=list(session.claims.strategies),
+            auth_time=session.auth_time,
+            amr=list(session.claims.amr),
+            recovery_code_used_at=datetime.fromisoformat(used) if isinstance(used, str) else None,
+        )
+
+
+class ErrorBody(BaseModel):
+    """``{"error": code, "message": text}``; ``fields`` with ``invalid_request``."""
+
+    error: str
+    message: str
+    fields: dict[str, str] | None = None
