@@ -136,3 +136,9 @@ def make_client(clock: ManualClock) -> Iterator[Callable[[Settings], TestClient]
 def client(make_client: Callable[[Settings], TestClient], settings: Settings) -> TestClient:
     """The app on each backend with default test settings."""
     return make_client(settings)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (anyio's pytest plugin)."""
+    return "asyncio"

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import pytest
 
-PG_BIN = Path(os.environ.get("KEYSTILE_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    if "KEYSTILE_TEST_PG_BIN" in os.environ:
+        return Path(os.environ["KEYSTILE_TEST_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 
 
 def free_port() -> int:
@@ -65,26 +73,58 @@ def postgres_server() -> Iterator[str]:
     data, port = base / "data", free_port()
     _run(
         _as_postgres(
-            [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E",
-             "UTF8", "--locale=C.UTF-8"]
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
         )
     )
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections=200"
+    options = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections=200"
+    )
     _run(
         _as_postgres(
-            [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w",
-             "-o", options, "start"]
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(base / "server.log"),
+                "-w",
+                "-o",
+                options,
+                "start",
+            ]
         )
     )
     try:
         _run(
-            ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c",
-             "create database keystile_test"]
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "-c",
+                "create database keystile_test",
+            ]
         )
         yield f"postgresql://postgres@127.0.0.1:{port}/keystile_test"
     finally:
         subprocess.run(
-            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
+            _as_postgres(
+                [str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+            ),
             capture_output=True,
         )
         shutil.rmtree(base, ignore_errors=True)

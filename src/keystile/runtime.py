@@ -33,9 +33,7 @@ class Runtime:
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         missing = settings.missing_keys()
         if missing:
-            raise ConfigurationError(
-                [f"KEYSTILE_{name.upper()} is not set" for name in missing]
-            )
+            raise ConfigurationError([f"KEYSTILE_{name.upper()} is not set" for name in missing])
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         try:

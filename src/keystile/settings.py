@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     mfa_token_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
 
     password_hash_preset: Literal["rfc9106_low_memory", "rfc9106_high_memory", "test"] = (
-        "rfc9106_low_memory"
+        "rfc9106_low_memory"  # noqa: S105 (a preset name)
     )
     password_registration_enabled: bool = False
 
@@ -86,8 +86,8 @@ class Settings(BaseSettings):
         for key in value:
             if len(key.get_secret_value().encode()) < MIN_KEY_LENGTH:
                 raise ValueError(
-                    f"every key must be at least {MIN_KEY_LENGTH} bytes; "
-                    "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                    f"every key must be at least {MIN_KEY_LENGTH} bytes; generate one with "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
                 )
         return value
 

@@ -16,7 +16,7 @@ of them upgrade at once, whatever the busy timeout.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -138,11 +138,11 @@ S = TypeVar("S", bound=HasDatabase)
 
 def in_thread(
     method: Callable[Concatenate[S, P], R],
-) -> Callable[Concatenate[S, P], Awaitable[R]]:
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
     """Turn a blocking repository method into an awaitable that runs in the database pool."""
 
-    @functools.wraps(method)
-    async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await self.db.run(method, self, *args, **kwargs)
+    async def wrapper(repository: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await repository.db.run(method, repository, *args, **kwargs)
 
+    functools.update_wrapper(wrapper, method)
     return wrapper

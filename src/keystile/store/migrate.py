@@ -42,6 +42,14 @@ def upgrade(db: Database, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def downgrade(db: Database, revision: str) -> None:
+    """Undo migrations down to ``revision`` (``"base"``: an empty schema)."""
+    config = _config()
+    with db.write() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
 def check_schema(db: Database) -> None:
     """Raises:
     SchemaOutdatedError: the database is not at the newest revision.

@@ -70,9 +70,7 @@ class TokenStore:
         return result.rowcount == 1
 
     @in_thread
-    def consume(
-        self, jtis: Sequence[str], *, purpose: str, subject: str, now: datetime
-    ) -> bool:
+    def consume(self, jtis: Sequence[str], *, purpose: str, subject: str, now: datetime) -> bool:
         """Atomically use up one live token among ``jtis`` (the candidates of a key ring).
 
         One ``UPDATE … WHERE revoked_at IS NULL`` checked by row count: of any

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Unpack
 
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +31,8 @@ class User:
         return str(self.id)
 
 
-def user_from_row(row: Row[tuple[uuid.UUID, str, str | None, datetime, datetime]]) -> User:
+def user_from_row(row: Row[Unpack[tuple[Any, ...]]]) -> User:
+    """A :class:`User` from a row selected with :data:`USER_COLUMNS`."""
     return User(
         id=row.id,
         email=row.email,
@@ -40,7 +42,13 @@ def user_from_row(row: Row[tuple[uuid.UUID, str, str | None, datetime, datetime]
     )
 
 
-USER_COLUMNS = (users.c.id, users.c.email, users.c.password_hash, users.c.created_at, users.c.updated_at)
+USER_COLUMNS = (
+    users.c.id,
+    users.c.email,
+    users.c.password_hash,
+    users.c.created_at,
+    users.c.updated_at,
+)
 
 
 class UserStore:
@@ -58,7 +66,11 @@ class UserStore:
                 so two parallel registrations cannot both win).
         """
         user = User(
-            id=uuid.uuid4(), email=email, password_hash=password_hash, created_at=now, updated_at=now
+            id=uuid.uuid4(),
+            email=email,
+            password_hash=password_hash,
+            created_at=now,
+            updated_at=now,
         )
         try:
             with self.db.write() as conn:

@@ -1,1 +1,1 @@
-"""One package per strategy: config (frozen, validated), core (pure), service (I/O), routes (HTTP)."""
+"""One package per strategy: config (frozen, validated), core (pure), service, routes."""

@@ -40,7 +40,7 @@ class AuthenticatedBody(BaseModel):
     """The answer of every call that completes a sign-in."""
 
     token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105
     expires_in: int
     user: UserBody
     authentication_strategies: list[str]

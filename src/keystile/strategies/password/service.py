@@ -62,9 +62,7 @@ class PasswordService:
             )
         user = await self._users.get_by_email(normalised)
         stored = user.password_hash if user is not None else None
-        valid = await anyio.to_thread.run_sync(
-            self._hasher.verify_or_dummy, stored, password
-        )
+        valid = await anyio.to_thread.run_sync(self._hasher.verify_or_dummy, stored, password)
         if user is None or not valid:
             raise AuthenticationFailedError()
         assert stored is not None

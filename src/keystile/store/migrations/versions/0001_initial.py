@@ -44,7 +44,9 @@ def upgrade() -> None:
     op.create_table(
         "keystile_audit_events",
         sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True,
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
             nullable=False,
         ),
         sa.Column("occurred_at", UTCDateTime(), nullable=False),

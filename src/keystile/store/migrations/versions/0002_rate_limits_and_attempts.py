@@ -25,7 +25,9 @@ def upgrade() -> None:
     op.create_table(
         "keystile_rate_limit_hits",
         sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True,
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
             nullable=False,
         ),
         sa.Column("key", sa.String(400), nullable=False),

@@ -1,0 +1,150 @@
+"""The ``keystile`` command, run as a real process, and ``keystile serve`` end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import free_port
+
+KEYSTILE = [sys.executable, "-m", "keystile"]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """An empty working folder: the embedded default puts keystile.db and keys here."""
+    return tmp_path
+
+
+def run(workdir: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTILE_")}
+    environment.update({"KEYSTILE_PASSWORD_HASH_PRESET": "test", **env})
+    return subprocess.run(
+        [*KEYSTILE, *args],
+        cwd=workdir,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_user_create_reads_the_password_from_stdin_and_lists(workdir: Path) -> None:
+    """`user create` stores a normalised user; `user list` shows it; no password printed."""
+    created = run(workdir, "user", "create", "Alice@Example.COM", stdin="s3cret-passw0rd\n")
+    assert created.returncode == 0, created.stderr
+    assert "created alice@example.com" in created.stdout
+    listed = run(workdir, "user", "list")
+    assert listed.returncode == 0
+    assert "alice@example.com" in listed.stdout
+    assert "s3cret" not in created.stdout + created.stderr + listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (("user", "create", "not-an-email"), {}, "error: The email is not valid."),
+        (
+            ("user", "list"),
+            {"KEYSTILE_MODE": "production"},
+            "error: KEYSTILE_SIGNING_KEYS is not set",
+        ),
+        (("user", "list"), {"KEYSTILE_DATABASE_URL": "mysql://x"}, "error: KEYSTILE_DATABASE_URL"),
+        (("--config", "missing.toml", "user", "list"), {}, "error: configuration file"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(
+    workdir: Path, args: tuple[str, ...], env: dict[str, str], message: str
+) -> None:
+    """A failing command prints one clear line on stderr and exits non-zero."""
+    result = run(workdir, *args, stdin="password123\n", **env)
+    assert result.returncode != 0
+    assert result.stderr.startswith(message), result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_duplicate_user_is_refused(workdir: Path) -> None:
+    """Creating the same email twice fails cleanly."""
+    assert run(workdir, "user", "create", "a@example.com", stdin="password123\n").returncode == 0
+    again = run(workdir, "user", "create", "A@example.com", stdin="password123\n")
+    assert again.returncode == 1
+    assert again.stderr.strip() == "error: This identity cannot be registered."
+
+
+def test_production_refuses_an_unmigrated_database(workdir: Path) -> None:
+    """In production, the schema is never changed implicitly: run `db upgrade` first."""
+    keys = {
+        "KEYSTILE_MODE": "production",
+        "KEYSTILE_SIGNING_KEYS": "s" * 40,
+        "KEYSTILE_HASHING_KEYS": "h" * 40,
+        "KEYSTILE_ENCRYPTION_KEYS": "e" * 40,
+    }
+    refused = run(workdir, "user", "list", **keys)
+    assert refused.returncode == 1
+    assert "keystile db upgrade" in refused.stderr
+    assert run(workdir, "db", "upgrade", **keys).returncode == 0
+    assert run(workdir, "user", "list", **keys).stdout.strip() == "no users"
+
+
+@pytest.fixture
+def server(workdir: Path) -> Iterator[str]:
+    """`keystile serve` on a free port in the working folder; stopped afterwards."""
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTILE_")}
+    environment["KEYSTILE_PASSWORD_HASH_PRESET"] = "test"
+    process = subprocess.Popen(
+        [*KEYSTILE, "serve", "--port", str(port)],
+        cwd=workdir,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"serve did not start: {process.stderr.read() if process.stderr else ''}"
+                    ) from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_serve_answers_a_password_sign_in_for_a_cli_created_user(
+    workdir: Path, server: str
+) -> None:
+    """The must-show path: user create, serve, sign in, /auth/me, sign_out, /auth/me refused."""
+    assert (
+        run(workdir, "user", "create", "bob@example.com", stdin="hunter2hunter2\n").returncode == 0
+    )
+    signed_in = httpx.post(
+        f"{server}/auth/user/password/sign_in",
+        json={"user": {"email": "Bob@Example.com", "password": "hunter2hunter2"}},
+    )
+    assert signed_in.status_code == 200
+    assert signed_in.headers["cache-control"] == "no-store"
+    auth = {"Authorization": f"Bearer {signed_in.json()['token']}"}
+    assert httpx.get(f"{server}/auth/me", headers=auth).json()["user"]["email"] == "bob@example.com"
+    assert httpx.post(f"{server}/auth/sign_out", headers=auth).status_code == 204
+    assert httpx.get(f"{server}/auth/me", headers=auth).status_code == 401
+    assert (workdir / "keystile.db").exists()
+    assert (workdir / ".keystile-keys.json").stat().st_mode & 0o077 == 0

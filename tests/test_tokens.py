@@ -1,0 +1,103 @@
+"""JWT issue and verify: signature, expiry, purpose and key rotation."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from keystile.crypto.keyring import KeyRing
+from keystile.tokens import InvalidTokenError, TokenCodec
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+OLD, NEW = "o" * 40, "n" * 40
+
+
+def issue(codec: TokenCodec, **overrides: object) -> str:
+    values: dict[str, object] = {
+        "subject": "user-1",
+        "purpose": "access",
+        "now": NOW,
+        "lifetime": timedelta(hours=1),
+        "amr": ["pwd"],
+        "strategies": ["password"],
+    }
+    values.update(overrides)
+    return codec.issue(**values).token  # type: ignore[arg-type]
+
+
+def test_round_trip_carries_every_claim() -> None:
+    """sub, jti, iat, exp, purpose, amr, auth_time and strategies survive the trip."""
+    codec = TokenCodec(KeyRing([NEW]), issuer="keystile")
+    issued = codec.issue(
+        subject="user-1",
+        purpose="access",
+        now=NOW,
+        lifetime=timedelta(hours=1),
+        amr=["pwd", "otp"],
+        strategies=["password", "totp"],
+        auth_time=NOW - timedelta(minutes=5),
+    )
+    claims = codec.decode(issued.token, purpose="access", now=NOW)
+    assert claims == issued.claims
+    assert claims.expires_at == NOW + timedelta(hours=1)
+    assert claims.auth_time == NOW - timedelta(minutes=5)
+    payload = jwt.decode(issued.token, options={"verify_signature": False})
+    assert set(payload) >= {"sub", "jti", "iat", "exp", "purpose", "amr", "auth_time", "iss"}
+
+
+def test_expiry_is_judged_against_the_given_now() -> None:
+    """Valid one second before ``exp``, refused at ``exp``."""
+    codec = TokenCodec(KeyRing([NEW]), issuer="keystile")
+    token = issue(codec)
+    codec.decode(token, purpose="access", now=NOW + timedelta(seconds=3599))
+    with pytest.raises(InvalidTokenError, match="expired"):
+        codec.decode(token, purpose="access", now=NOW + timedelta(hours=1))
+
+
+def test_a_token_never_verifies_for_another_purpose() -> None:
+    """An MFA or OTP token is not an access token."""
+    codec = TokenCodec(KeyRing([NEW]), issuer="keystile")
+    token = issue(codec, purpose="mfa")
+    with pytest.raises(InvalidTokenError, match="purpose"):
+        codec.decode(token, purpose="access", now=NOW)
+
+
+def test_rotation_signs_with_the_first_key_and_verifies_with_any() -> None:
+    """Tokens signed before a rotation keep working; removed keys stop them."""
+    before = issue(TokenCodec(KeyRing([OLD]), issuer="keystile"))
+    rotated = TokenCodec(KeyRing([NEW, OLD]), issuer="keystile")
+    rotated.decode(before, purpose="access", now=NOW)
+    after = issue(rotated)
+    assert jwt.get_unverified_header(after)["kid"] == KeyRing([NEW]).current.kid
+    with pytest.raises(InvalidTokenError, match="unknown signing key"):
+        TokenCodec(KeyRing([NEW]), issuer="keystile").decode(before, purpose="access", now=NOW)
+
+
+def _b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("attack", ["alg_none", "tampered", "other_issuer", "garbage", "huge"])
+def test_forged_tokens_are_refused(attack: str) -> None:
+    """alg=none, a modified payload, another issuer, garbage and oversized input all fail."""
+    codec = TokenCodec(KeyRing([NEW]), issuer="keystile")
+    token = issue(codec)
+    header, payload, signature = token.split(".")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    if attack == "alg_none":
+        kid = jwt.get_unverified_header(token)["kid"]
+        token = f"{_b64({'alg': 'none', 'kid': kid})}.{payload}."
+    elif attack == "tampered":
+        token = f"{header}.{_b64({**claims, 'sub': 'admin'})}.{signature}"
+    elif attack == "other_issuer":
+        token = issue(TokenCodec(KeyRing([NEW]), issuer="someone-else"))
+    elif attack == "garbage":
+        token = "not.a.jwt"
+    else:
+        token = "a" * 10_000
+    with pytest.raises(InvalidTokenError):
+        codec.decode(token, purpose="access", now=NOW)

@@ -1,0 +1,216 @@
+"""Password sign-in over HTTP: the answers of API.md, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from keystile.clock import ManualClock
+from keystile.runtime import Runtime
+from keystile.settings import Settings
+
+PASSWORD = "correct horse battery"
+
+
+def create_user(settings: Settings, email: str = "alice@example.com") -> None:
+    runtime = Runtime(settings)
+    try:
+        anyio.run(runtime.password.create_user, email, PASSWORD)
+    finally:
+        runtime.close()
+
+
+def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> Any:
+    return client.post(
+        "/auth/user/password/sign_in", json={"user": {"email": email, "password": password}}
+    )
+
+
+def test_sign_in_answers_the_authenticated_shape(client: TestClient, settings: Settings) -> None:
+    """200 with token, Bearer type, lifetime, user and strategies; never cached."""
+    create_user(settings)
+    response = sign_in(client, "alice@example.com")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"token", "token_type", "expires_in", "user", "authentication_strategies"}
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 3600
+    assert body["user"]["email"] == "alice@example.com"
+    assert body["authentication_strategies"] == ["password"]
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "spelling", ["ALICE@EXAMPLE.COM", "  alice@example.com\t", "Alice@Example.com"]
+)
+def test_case_and_whitespace_variants_sign_in(
+    client: TestClient, settings: Settings, spelling: str
+) -> None:
+    """The email is normalised before lookup."""
+    create_user(settings)
+    assert sign_in(client, spelling).status_code == 200
+
+
+def test_wrong_password_and_unknown_email_get_identical_answers(
+    client: TestClient, settings: Settings
+) -> None:
+    """401 authentication_failed, byte for byte the same, for both."""
+    create_user(settings)
+    wrong = sign_in(client, "alice@example.com", "not the password")
+    unknown = sign_in(client, "nobody@example.com")
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.content == unknown.content
+    assert wrong.json() == {"error": "authentication_failed", "message": "Authentication failed."}
+    assert dict(wrong.headers) == dict(unknown.headers)
+
+
+MALFORMED: list[tuple[str, Any, str]] = [
+    ("not json", b"{not json", "body"),
+    ("array", [1, 2], "body"),
+    ("no user", {}, "user"),
+    ("user not object", {"user": "alice"}, "user"),
+    ("missing password", {"user": {"email": "a@example.com"}}, "user.password"),
+    ("email number", {"user": {"email": 5, "password": "x"}}, "user.email"),
+    ("password null", {"user": {"email": "a@example.com", "password": None}}, "user.password"),
+    ("empty email", {"user": {"email": "", "password": "x"}}, "user.email"),
+    ("not an email", {"user": {"email": "alice", "password": "x"}}, "user.email"),
+    (
+        "huge password",
+        {"user": {"email": "a@example.com", "password": "x" * 5000}},
+        "user.password",
+    ),
+    (
+        "unknown field",
+        {"user": {"email": "a@example.com", "password": "x", "admin": True}},
+        "user.admin",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "field"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_bodies_get_400_invalid_request_naming_the_field(
+    client: TestClient, name: str, body: Any, field: str
+) -> None:
+    """Every malformed body: 400, invalid_request, the offending field named, never a 500."""
+    if isinstance(body, bytes):
+        response = client.post(
+            "/auth/user/password/sign_in",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+    else:
+        response = client.post("/auth/user/password/sign_in", json=body)
+    assert response.status_code == 400, response.text
+    payload = response.json()
+    assert payload["error"] == "invalid_request"
+    assert field in payload["fields"], payload
+
+
+def test_registration_is_off_by_default(client: TestClient) -> None:
+    """The register route does not exist unless enabled."""
+    response = client.post(
+        "/auth/user/password/register",
+        json={"user": {"email": "new@example.com", "password": PASSWORD}},
+    )
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_registration_when_enabled(
+    make_client: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    """201 authenticated; the same email again is 409; a short password is 400."""
+    client = make_client(make_settings(password_registration_enabled=True))
+    body = {"user": {"email": "New@Example.com", "password": PASSWORD}}
+    first = client.post("/auth/user/password/register", json=body)
+    assert first.status_code == 201
+    assert first.json()["user"]["email"] == "new@example.com"
+    again = client.post("/auth/user/password/register", json=body)
+    assert again.status_code == 409
+    assert again.json()["error"] == "already_registered"
+    short = client.post(
+        "/auth/user/password/register",
+        json={"user": {"email": "other@example.com", "password": "short"}},
+    )
+    assert short.status_code == 400
+    assert short.json()["fields"] == {"user.password": "must be at least 8 characters"}
+
+
+def test_token_works_on_me_until_sign_out(client: TestClient, settings: Settings) -> None:
+    """/auth/me answers for the token; after sign_out the same token is 401."""
+    create_user(settings)
+    token = sign_in(client, "alice@example.com").json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    me = client.get("/auth/me", headers=auth)
+    assert me.status_code == 200
+    body = me.json()
+    assert body["user"]["email"] == "alice@example.com"
+    assert body["authentication_strategies"] == ["password"]
+    assert body["amr"] == ["pwd"]
+    assert body["recovery_code_used_at"] is None
+    assert body["auth_time"].endswith("Z")
+    out = client.post("/auth/sign_out", headers=auth)
+    assert out.status_code == 204
+    again = client.get("/auth/me", headers=auth)
+    assert again.status_code == 401
+    assert again.json()["error"] == "unauthenticated"
+    assert client.post("/auth/sign_out", headers=auth).status_code == 401
+
+
+def test_tokens_expire_with_the_clock(
+    client: TestClient, settings: Settings, clock: ManualClock
+) -> None:
+    """After its lifetime the token is refused."""
+    create_user(settings)
+    token = sign_in(client, "alice@example.com").json()["token"]
+    clock.advance(timedelta(seconds=3600))
+    response = client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", "Bearer", "Bearer ", "Basic YWxpY2U6eA==", "Bearer not.a.token", "Bearer " + "a" * 9000],
+)
+def test_missing_or_bad_bearer_is_401_unauthenticated(client: TestClient, header: str) -> None:
+    """No header, another scheme or a garbage token: 401 with WWW-Authenticate."""
+    headers = {"Authorization": header} if header else {}
+    response = client.get("/auth/me", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthenticated"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_the_database_holds_no_password_in_clear(client: TestClient, settings: Settings) -> None:
+    """Only an Argon2id hash is stored; the raw bytes never contain the password."""
+    create_user(settings)
+    sign_in(client, "alice@example.com")
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA wal_checkpoint(FULL)")
+            dump = "\n".join(conn.iterdump())
+        with open(path, "rb") as handle:
+            raw = handle.read()
+        assert PASSWORD.encode() not in raw
+    else:
+        runtime = Runtime(settings)
+        try:
+            with runtime.db.read() as conn:
+                rows = [
+                    *conn.execute(text("SELECT * FROM keystile_users")).all(),
+                    *conn.execute(text("SELECT * FROM keystile_tokens")).all(),
+                ]
+        finally:
+            runtime.close()
+        dump = repr(rows)
+    assert PASSWORD not in dump
+    assert "$argon2id$" in dump
