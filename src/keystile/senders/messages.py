@@ -1,0 +1,87 @@
+"""The wording of the messages Keystile sends. Pure: the caller passes the time.
+
+Each message comes in plain text and HTML. Every value put into the HTML is
+escaped, because the recipient and the service name come from input and
+configuration, not from us.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from html import escape
+
+from keystile.senders.base import Message
+
+IGNORE_NOTICE = "If you did not ask for this code, ignore this message."
+
+_TEXT = """\
+Your sign-in code for {service}:
+
+    {code}
+
+It expires in {lifetime}, at {expires} UTC.
+It was requested for {to}. Do not share it with anyone.
+
+{notice}
+"""
+
+_HTML = """\
+<!DOCTYPE html>
+<html lang="en">
+<body style="font-family: sans-serif; color: #222;">
+<p>Your sign-in code for {service}:</p>
+<p style="font-family: monospace; font-size: 32px; font-weight: bold; \
+letter-spacing: 0.3em;">{code}</p>
+<p>It expires in {lifetime}, at {expires}&nbsp;UTC.<br>
+It was requested for {to}. Do not share it with anyone.</p>
+<p style="color: #666;">{notice}</p>
+</body>
+</html>
+"""
+
+
+def otp_message(
+    *,
+    to: str,
+    code: str,
+    expires_at: datetime,
+    lifetime: timedelta,
+    service_name: str = "Keystile",
+) -> Message:
+    """The message that carries a one-time sign-in code.
+
+    Both bodies give the code, how long it lives (``lifetime``, in minutes)
+    and the moment it expires (``expires_at``, shown in UTC). The code is
+    kept out of the subject, which mail clients show on lock screens and which
+    the :class:`Message` ``repr`` displays.
+
+    Raises:
+        ValueError: ``expires_at`` is naive, or ``to`` or ``service_name``
+            contains a line break.
+    """
+    if expires_at.tzinfo is None:
+        raise ValueError("expires_at must be timezone-aware")
+    values = {
+        "service": service_name,
+        "code": code,
+        "lifetime": describe_lifetime(lifetime),
+        "expires": expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+        "to": to,
+        "notice": IGNORE_NOTICE,
+    }
+    return Message(
+        to=to,
+        subject=f"Your {service_name} sign-in code",
+        text=_TEXT.format(**values),
+        html=_HTML.format(**{name: escape(value) for name, value in values.items()}),
+    )
+
+
+def describe_lifetime(lifetime: timedelta) -> str:
+    """``lifetime`` in words: whole minutes (rounded down, so never promised too long),
+    or seconds when it is under a minute."""
+    seconds = int(lifetime.total_seconds())
+    if seconds < 60:
+        return f"{seconds} second" + ("" if seconds == 1 else "s")
+    minutes = seconds // 60
+    return f"{minutes} minute" + ("" if minutes == 1 else "s")

@@ -1,0 +1,174 @@
+"""Email over SMTP, with the standard library's :mod:`smtplib` run in a worker thread.
+
+:mod:`smtplib` blocks, so each send runs in a thread (``anyio.to_thread``)
+and the event loop keeps serving other requests. Every send opens its own
+connection: sign-in codes are few and far between, and a fresh connection
+cannot be left half-broken by an earlier failure.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from typing import Literal, get_args
+
+import anyio.to_thread
+
+from keystile.senders.base import Message, SendError
+
+Security = Literal["none", "starttls", "tls"]
+
+
+class SmtpSender:
+    """Sends each :class:`Message` as a ``multipart/alternative`` email (text, then HTML).
+
+    Args:
+        host, port: the SMTP server (the submission port is usually 587 with
+            ``starttls``, 465 with ``tls``).
+        from_address: the ``From`` header, e.g. ``"Keystile <no-reply@example.com>"``;
+            its domain also names the ``Message-ID``.
+        security: ``"starttls"`` (upgrade a plain connection, required to
+            succeed), ``"tls"`` (TLS from the first byte) or ``"none"``
+            (a local relay only).
+        username, password: sign in with AUTH after TLS; both or neither.
+        timeout: seconds for connecting and for each server answer.
+        tls_context: the TLS settings; by default the system's trusted CAs
+            with host-name checking. Pass one to trust a private CA.
+
+    Raises:
+        ValueError: an unknown ``security``, a username without a password
+            (or the reverse), credentials with ``security="none"`` (they would
+            cross the network in clear), an unusable ``from_address`` or a
+            timeout that is not positive.
+    """
+
+    __slots__ = (
+        "_password",
+        "_tls_context",
+        "from_address",
+        "host",
+        "port",
+        "security",
+        "timeout",
+        "username",
+    )
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        from_address: str,
+        security: Security = "starttls",
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if security not in get_args(Security):
+            raise ValueError(f"security must be one of {get_args(Security)}, not {security!r}")
+        if (username is None) != (password is None):
+            raise ValueError("give both an SMTP username and a password, or neither")
+        if username is not None and security == "none":
+            raise ValueError("SMTP credentials need security='starttls' or 'tls'")
+        if "\r" in from_address or "\n" in from_address or "@" not in parseaddr(from_address)[1]:
+            raise ValueError("from_address must be one email address on one line")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.host = host
+        self.port = port
+        self.from_address = from_address
+        self.security: Security = security
+        self.username = username
+        self._password = password
+        self.timeout = timeout
+        self._tls_context = tls_context
+
+    def build(self, message: Message) -> EmailMessage:
+        """The email for ``message``, with ``Date`` and ``Message-ID`` headers."""
+        domain = parseaddr(self.from_address)[1].rpartition("@")[2]
+        email = EmailMessage()
+        email["From"] = self.from_address
+        email["To"] = message.to
+        email["Subject"] = message.subject
+        email["Date"] = format_datetime(datetime.now(UTC))
+        email["Message-ID"] = make_msgid(domain=domain)
+        email.set_content(message.text)
+        if message.html is not None:
+            email.add_alternative(message.html, subtype="html")
+        return email
+
+    async def send(self, message: Message) -> None:
+        """Deliver ``message`` to the SMTP server.
+
+        Raises:
+            SendError: the connection, TLS, sign-in or any SMTP command failed,
+                or the server refused the recipient. The reason names the step,
+                never the body.
+        """
+        try:
+            email = self.build(message)
+        except (ValueError, TypeError) as error:
+            raise SendError("the email headers are not valid") from error
+        await anyio.to_thread.run_sync(self._deliver, email)
+
+    def _deliver(self, email: EmailMessage) -> None:
+        try:
+            self._exchange(email)
+        except smtplib.SMTPException as error:
+            raise SendError(_smtp_reason(error)) from error
+        except ssl.SSLError as error:
+            raise SendError("TLS with the SMTP server failed") from error
+        except TimeoutError as error:
+            raise SendError("the SMTP server did not answer in time") from error
+        except OSError as error:
+            raise SendError("could not connect to the SMTP server") from error
+
+    def _exchange(self, email: EmailMessage) -> None:
+        context = self._tls_context or ssl.create_default_context()
+        client: smtplib.SMTP
+        if self.security == "tls":
+            client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        else:
+            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        with client:
+            if self.security == "starttls":
+                client.starttls(context=context)
+            if self.username is not None and self._password is not None:
+                client.login(self.username, self._password)
+            refused = client.send_message(email)
+        if refused:
+            raise smtplib.SMTPRecipientsRefused(refused)
+
+    def __repr__(self) -> str:
+        return (
+            f"SmtpSender(host={self.host!r}, port={self.port}, security={self.security!r}, "
+            f"from_address={self.from_address!r}, username={self.username!r})"
+        )
+
+
+def _smtp_reason(error: smtplib.SMTPException) -> str:
+    """Which SMTP step failed, in safe words (server answers may quote what they were sent)."""
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        return "the SMTP server rejected the credentials"
+    if isinstance(error, smtplib.SMTPNotSupportedError):
+        return "the SMTP server does not offer a required extension (STARTTLS, AUTH or SMTPUTF8)"
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return "the SMTP server refused the recipient"
+    if isinstance(error, smtplib.SMTPSenderRefused):
+        return "the SMTP server refused the sender address"
+    if isinstance(error, smtplib.SMTPDataError):
+        return "the SMTP server refused the message"
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        # smtplib reports a read that timed out as a disconnection; say what happened.
+        if isinstance(error.__context__, TimeoutError):
+            return "the SMTP server did not answer in time"
+        return "the SMTP server closed the connection"
+    if isinstance(error, smtplib.SMTPConnectError):
+        return "the SMTP server refused the connection"
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"the SMTP server answered {error.smtp_code}"
+    return "the SMTP exchange failed"
