@@ -1,0 +1,90 @@
+"""The database limiter: one row per allowed hit in ``keystile_rate_limit_hits``.
+
+Shared by every process using the database, so it suits a single host with
+several workers on SQLite, or a small deployment on PostgreSQL without Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, func, insert, select
+
+from keystile.limits.rate import Decision, Rate, allowed, check_hit, denied
+from keystile.store.database import Database
+from keystile.store.tables import rate_limit_hits as hits
+
+
+class DatabaseRateLimiter:
+    """Moving-window counts in SQL, one write transaction per hit.
+
+    Atomic because each hit's delete, count and insert run in a transaction
+    that holds the key exclusively: on SQLite ``BEGIN IMMEDIATE`` takes the
+    database write lock, and on PostgreSQL a transaction-scoped advisory
+    lock on the key serialises its writers (under READ COMMITTED two
+    transactions could otherwise both count ``limit - 1`` and both insert)
+    while leaving other keys free. A store error surfaces as
+    :class:`~keystile.errors.UnavailableError` from :meth:`Database.write`.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # Not ``@in_thread``: it types the result as ``Awaitable``, which does not
+    # satisfy the ``async def`` members of the RateLimiter protocol.
+    async def hit(self, key: str, rate: Rate, *, now: datetime) -> Decision:
+        """See :meth:`keystile.limits.RateLimiter.hit`."""
+        return await self.db.run(self._hit, key, rate, now)
+
+    async def reset(self, key: str) -> None:
+        """See :meth:`keystile.limits.RateLimiter.reset`."""
+        await self.db.run(self._reset, key)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the :class:`Database` belongs to the caller."""
+
+    async def purge(self, *, before: datetime) -> int:
+        """Delete every key's hits at or before ``before``; return how many went.
+
+        A hit trims only its own key, so rows of keys nobody tries again stay
+        until purged. Pass ``now`` minus the longest window in use: older hits
+        cannot affect any decision.
+        """
+        return await self.db.run(self._purge, before)
+
+    def _hit(self, key: str, rate: Rate, now: datetime) -> Decision:
+        check_hit(key, now)
+        start = now - rate.window
+        with self.db.write() as conn:
+            self._lock(conn, key)
+            conn.execute(delete(hits).where(hits.c.key == key, hits.c.hit_at <= start))
+            counted, oldest = conn.execute(
+                select(func.count(), func.min(hits.c.hit_at)).where(hits.c.key == key)
+            ).one()
+            if counted >= rate.limit:
+                return denied(rate, oldest=oldest, now=now)
+            conn.execute(insert(hits).values(key=key, hit_at=now))
+        return allowed(rate, counted=counted + 1)
+
+    def _reset(self, key: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(delete(hits).where(hits.c.key == key))
+
+    def _purge(self, before: datetime) -> int:
+        with self.db.write() as conn:
+            return conn.execute(delete(hits).where(hits.c.hit_at <= before)).rowcount
+
+    def _lock(self, conn: Connection, key: str) -> None:
+        if self.db.dialect == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(advisory_lock_id(key))))
+
+
+def advisory_lock_id(key: str) -> int:
+    """The signed 64-bit PostgreSQL advisory-lock id for ``key``.
+
+    Taken from SHA-256 so every process derives the same id; two keys that
+    collide merely queue behind each other, which costs time, not correctness.
+    """
+    digest = hashlib.sha256(b"keystile:rate-limit:" + key.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
