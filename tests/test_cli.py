@@ -88,6 +88,7 @@ def test_production_refuses_an_unmigrated_database(workdir: Path) -> None:
         "KEYSTILE_SIGNING_KEYS": "s" * 40,
         "KEYSTILE_HASHING_KEYS": "h" * 40,
         "KEYSTILE_ENCRYPTION_KEYS": "e" * 40,
+        "KEYSTILE_SENDER": "smtp",
     }
     refused = run(workdir, "user", "list", **keys)
     assert refused.returncode == 1

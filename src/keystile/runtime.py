@@ -12,12 +12,32 @@ from keystile.clock import Clock, SystemClock
 from keystile.crypto.passwords import PasswordHasher
 from keystile.errors import ConfigurationError
 from keystile.flows.sessions import Sessions
+from keystile.limits.database import DatabaseRateLimiter
+from keystile.limits.memory import MemoryRateLimiter
+from keystile.limits.protection import (
+    AuditLogProtection,
+    BruteForceGuard,
+    Protection,
+    RateLimitProtection,
+    parse_rate,
+)
+from keystile.limits.rate import RateLimiter
+from keystile.limits.redis import RedisRateLimiter
+from keystile.senders.base import Sender
+from keystile.senders.console import ConsoleSender
+from keystile.senders.dispatch import Dispatcher
+from keystile.senders.mailbox import DevMailbox
+from keystile.senders.smtp import SmtpSender
+from keystile.senders.webhook import WebhookSender
 from keystile.settings import Settings
 from keystile.store import migrate
 from keystile.store.audit import AuditStore
 from keystile.store.database import Database
 from keystile.store.tokens import TokenStore
 from keystile.store.users import UserStore
+from keystile.strategies.audit_trail import AuditTrail
+from keystile.strategies.otp.config import OtpConfig, configuration_problems
+from keystile.strategies.otp.service import OtpService
 from keystile.strategies.password.config import PasswordConfig
 from keystile.strategies.password.service import PasswordService
 from keystile.tokens import TokenCodec
@@ -56,17 +76,135 @@ class Runtime:
             clock=self.clock,
             lifetime=timedelta(seconds=settings.access_token_lifetime_seconds),
         )
+        self.audit_trail = AuditTrail(
+            self.audit,
+            privacy=settings.audit_client_address,
+            key=self.hashing_keys.current,
+        )
+        problems: list[str] = []
+        self.limiter = self._build_limiter(problems)
+        self.sender = self._build_sender(problems)
+        self.mailbox = self.sender.mailbox if isinstance(self.sender, ConsoleSender) else None
+        self.dispatcher = Dispatcher(self.sender)
+
         password_config = PasswordConfig(
             hash_preset=settings.password_hash_preset,
             registration_enabled=settings.password_registration_enabled,
         )
+        password_rate = parse_rate(settings.password_sign_in_rate)
         self.password = PasswordService(
             config=password_config,
             users=self.users,
             hasher=PasswordHasher.from_preset(password_config.hash_preset),
             sessions=self.sessions,
             clock=self.clock,
+            guard=BruteForceGuard(
+                [
+                    RateLimitProtection(
+                        self.limiter,
+                        {"sign_in": password_rate, "register": password_rate},
+                        by_client_address=settings.rate_limit_by_client_address,
+                    )
+                ]
+            ),
+            audit=self.audit_trail,
         )
+
+        self.otp: OtpService | None = None
+        if settings.otp_enabled:
+            otp_config = OtpConfig(
+                sender=self.sender,
+                guard=self._otp_guard(),
+                lifetime=timedelta(seconds=settings.otp_lifetime_seconds),
+                length=settings.otp_length,
+                characters=settings.otp_characters,
+                case_sensitive=settings.otp_case_sensitive,
+                single_use=settings.otp_single_use,
+                registration_enabled=settings.otp_registration_enabled,
+                max_attempts_per_code=settings.otp_max_attempts,
+            )
+            problems += configuration_problems(otp_config)
+            self.otp = OtpService(
+                config=otp_config,
+                users=self.users,
+                tokens=self.tokens,
+                sessions=self.sessions,
+                audit=self.audit_trail,
+                dispatcher=self.dispatcher,
+                hashing_keys=self.hashing_keys,
+                clock=self.clock,
+                service_name=settings.service_name,
+            )
+        if problems:
+            self.db.dispose()
+            raise ConfigurationError(problems)
+
+    def _build_limiter(self, problems: list[str]) -> RateLimiter:
+        backend = self.settings.rate_limit_backend
+        if backend == "memory":
+            return MemoryRateLimiter()
+        if backend == "redis":
+            if not self.settings.redis_url:
+                problems.append(
+                    "KEYSTILE_REDIS_URL: required when KEYSTILE_RATE_LIMIT_BACKEND=redis"
+                )
+                return MemoryRateLimiter()
+            return RedisRateLimiter(self.settings.redis_url)
+        return DatabaseRateLimiter(self.db)
+
+    def _build_sender(self, problems: list[str]) -> Sender:
+        settings = self.settings
+        if settings.sender == "smtp":
+            return SmtpSender(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                from_address=settings.smtp_from,
+                security=settings.smtp_security,
+                username=settings.smtp_username,
+                password=(
+                    settings.smtp_password.get_secret_value() if settings.smtp_password else None
+                ),
+                timeout=settings.smtp_timeout_seconds,
+            )
+        if settings.sender == "webhook":
+            if not settings.webhook_url:
+                problems.append("KEYSTILE_WEBHOOK_URL: required when KEYSTILE_SENDER=webhook")
+            return WebhookSender(
+                settings.webhook_url or "http://127.0.0.1/",
+                secret=settings.webhook_secret.get_secret_value()
+                if settings.webhook_secret
+                else None,
+            )
+        if settings.mode == "production" and settings.otp_enabled:
+            problems.append(
+                "KEYSTILE_SENDER: the console sender prints codes in clear and is for "
+                "development only; choose smtp or webhook in production"
+            )
+        return ConsoleSender(DevMailbox(), clock=self.clock)
+
+    def _otp_guard(self) -> BruteForceGuard:
+        settings = self.settings
+        protections: list[Protection] = []
+        if "rate_limit" in settings.otp_brute_force:
+            protections.append(
+                RateLimitProtection(
+                    self.limiter,
+                    {
+                        "request": parse_rate(settings.otp_request_rate),
+                        "sign_in": parse_rate(settings.otp_sign_in_rate),
+                    },
+                    by_client_address=settings.rate_limit_by_client_address,
+                )
+            )
+        if "audit_log" in settings.otp_brute_force:
+            protections.append(
+                AuditLogProtection(
+                    self.audit,
+                    max_failures=settings.audit_log_max_failures,
+                    window=timedelta(seconds=settings.audit_log_window_seconds),
+                )
+            )
+        return BruteForceGuard(protections)
 
     def prepare_database(self) -> None:
         """Development: migrate to the newest schema. Production: refuse an outdated one.
@@ -80,5 +218,13 @@ class Runtime:
             migrate.check_schema(self.db)
 
     def close(self) -> None:
-        """Release pooled connections."""
+        """Release pooled connections (for callers without an event loop, like the CLI)."""
+        self.db.dispose()
+
+    async def aclose(self) -> None:
+        """Finish deliveries in flight, then release the limiter and the database."""
+        await self.dispatcher.drain()
+        await self.limiter.aclose()
+        if isinstance(self.sender, WebhookSender):
+            await self.sender.aclose()
         self.db.dispose()

@@ -40,6 +40,8 @@ KEY_FIELDS = ("signing_keys", "hashing_keys", "encryption_keys")
 _config_file: ContextVar[Path | None] = ContextVar("keystile_config_file", default=None)
 
 KeyList = Annotated[tuple[SecretStr, ...], NoDecode]
+#: A rate such as ``5/15m`` (limit per window; units s, m, h, d).
+RateText = Annotated[str, Field(pattern=r"^\s*[0-9]+/[0-9]+[smhd]\s*$")]
 
 
 class Settings(BaseSettings):
@@ -68,7 +70,51 @@ class Settings(BaseSettings):
     )
     password_registration_enabled: bool = False
 
+    password_sign_in_rate: RateText = "10/10m"  # noqa: S105 (a rate, not a password)
+
     route_prefix: str = Field(default="/auth", pattern=r"^(/[A-Za-z0-9_\-]+)*$")
+    service_name: str = Field(default="Keystile", min_length=1, max_length=100)
+
+    otp_enabled: bool = True
+    otp_lifetime_seconds: int = Field(default=600, ge=1)
+    otp_length: int = Field(default=6, ge=1, le=32)
+    otp_characters: Literal[
+        "unambiguous_uppercase", "unambiguous_alphanumeric", "uppercase_letters_only", "digits_only"
+    ] = "unambiguous_uppercase"
+    otp_case_sensitive: bool = False
+    otp_single_use: bool = True
+    otp_registration_enabled: bool = False
+    otp_max_attempts: int = Field(default=5, ge=1, le=100)
+    otp_brute_force: Annotated[tuple[Literal["rate_limit", "audit_log"], ...], NoDecode] = (
+        "rate_limit",
+    )
+    otp_request_rate: RateText = "5/15m"
+    otp_sign_in_rate: RateText = "5/10m"
+
+    rate_limit_backend: Literal["memory", "database", "redis"] = "database"
+    rate_limit_by_client_address: bool = False
+    redis_url: str | None = None
+    audit_log_max_failures: int = Field(default=5, ge=1)
+    audit_log_window_seconds: int = Field(default=300, ge=1)
+    audit_client_address: Literal["none", "hash", "truncate", "exclude"] = "hash"
+
+    sender: Literal["console", "smtp", "webhook"] = "console"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "keystile@localhost"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+
+    @field_validator("otp_brute_force", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator(*KEY_FIELDS, mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,14 +48,28 @@ class AuditStore:
             )
 
     @in_thread
-    def count_failures(self, *, identity: str, strategy: str, since: datetime) -> int:
-        """Failed attempts for ``identity`` with ``strategy`` at or after ``since``."""
+    def count_failures(
+        self,
+        *,
+        identity: str,
+        strategy: str,
+        since: datetime,
+        actions: Collection[str] | None = None,
+    ) -> int:
+        """Failed attempts for ``identity`` with ``strategy`` after ``since``.
+
+        ``actions`` limits the count to those actions (blocked attempts are
+        recorded under ``<action>_blocked`` and so are not counted by naming
+        the plain actions: a lockout does not extend itself).
+        """
         query = select(func.count()).where(
             audit_events.c.identity == identity,
             audit_events.c.strategy == strategy,
             audit_events.c.success.is_(False),
-            audit_events.c.occurred_at >= since,
+            audit_events.c.occurred_at > since,
         )
+        if actions is not None:
+            query = query.where(audit_events.c.action.in_(sorted(actions)))
         with self.db.read() as conn:
             return int(conn.execute(query).scalar_one())
 

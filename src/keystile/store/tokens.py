@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy import case, delete, exists, insert, literal, select, update
 
 from keystile.store.database import Database, in_thread
 from keystile.store.tables import tokens, users
@@ -89,6 +89,53 @@ class TokenStore:
                 .values(revoked_at=now)
             )
         return result.rowcount == 1
+
+    @in_thread
+    def consume_code(
+        self,
+        jtis: Sequence[str],
+        *,
+        purpose: str,
+        subject: str,
+        now: datetime,
+        max_failures: int,
+        single_use: bool = True,
+    ) -> bool:
+        """Check a short code's candidate ids and count a miss, in one write transaction.
+
+        A hit uses the row up (``single_use``) with one ``UPDATE … WHERE
+        revoked_at IS NULL`` checked by row count. A miss adds one to the
+        subject's live codes' ``failed_attempts`` and burns (revokes) each that
+        reaches ``max_failures``, so a code cannot be guessed at forever, and
+        the miss is stored before the caller answers.
+        """
+        live = (
+            tokens.c.purpose == purpose,
+            tokens.c.subject == subject,
+            tokens.c.revoked_at.is_(None),
+            tokens.c.expires_at > now,
+        )
+        with self.db.write() as conn:
+            match = (*live, tokens.c.jti.in_(list(jtis)), tokens.c.failed_attempts < max_failures)
+            if single_use:
+                hit = conn.execute(update(tokens).where(*match).values(revoked_at=now)).rowcount
+            else:
+                hit = len(conn.execute(select(tokens.c.jti).where(*match)).all())
+            if hit:
+                return True
+            attempts = tokens.c.failed_attempts + 1
+            conn.execute(
+                update(tokens)
+                .where(*live)
+                .values(
+                    failed_attempts=attempts,
+                    revoked_at=case(
+                        (attempts >= max_failures, literal(now, tokens.c.revoked_at.type)),
+                        else_=None,
+                    ),
+                )
+            )
+        return False
 
     @in_thread
     def replace(

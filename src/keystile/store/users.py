@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +31,7 @@ class User:
         return str(self.id)
 
 
-def user_from_row(row: Row[Unpack[tuple[Any, ...]]]) -> User:
+def user_from_row(row: Row[*tuple[Any, ...]]) -> User:
     """A :class:`User` from a row selected with :data:`USER_COLUMNS`."""
     return User(
         id=row.id,

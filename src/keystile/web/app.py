@@ -13,8 +13,10 @@ from fastapi.openapi.utils import get_openapi
 from keystile.clock import Clock
 from keystile.runtime import Runtime
 from keystile.settings import Settings
+from keystile.strategies.otp.routes import otp_router
 from keystile.strategies.password.routes import password_router
 from keystile.web.errors import install_error_handlers
+from keystile.web.mailbox import mailbox_router
 from keystile.web.session_routes import session_router
 
 
@@ -27,7 +29,7 @@ class Keystile:
         keystile.install(app)          # routes under settings.route_prefix + error handlers
 
     Call :meth:`prepare` once at start-up (migrations in development mode, a
-    schema check in production) and :meth:`close` at shutdown.
+    schema check in production) and :meth:`aclose` at shutdown.
     """
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
@@ -39,21 +41,33 @@ class Keystile:
         """Every Keystile route, under ``settings.route_prefix``."""
         router = APIRouter(prefix=self.settings.route_prefix)
         router.include_router(password_router(self.runtime.password))
+        if self.runtime.otp is not None:
+            router.include_router(otp_router(self.runtime.otp))
         router.include_router(session_router(self.runtime.sessions))
         return router
+
+    @property
+    def development_router(self) -> APIRouter | None:
+        """``/dev/mailbox`` in development mode with the console sender; otherwise ``None``."""
+        if self.settings.mode != "development" or self.runtime.mailbox is None:
+            return None
+        return mailbox_router(self.runtime.mailbox)
 
     def install(self, app: FastAPI) -> None:
         """Mount the routes on ``app`` and make it answer errors in the Keystile shape."""
         app.include_router(self.router)
+        development = self.development_router
+        if development is not None:
+            app.include_router(development)
         install_error_handlers(app)
 
     async def prepare(self) -> None:
         """Get the database ready (see :meth:`Runtime.prepare_database`)."""
         await anyio.to_thread.run_sync(self.runtime.prepare_database)
 
-    def close(self) -> None:
-        """Release connections."""
-        self.runtime.close()
+    async def aclose(self) -> None:
+        """Finish deliveries in flight and release connections."""
+        await self.runtime.aclose()
 
 
 def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
@@ -93,7 +107,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         try:
             yield
         finally:
-            keystile.close()
+            await keystile.aclose()
 
     app = FastAPI(title="Keystile", version="0.1.0", lifespan=lifespan)
     keystile.install(app)

@@ -10,6 +10,15 @@ from keystile.errors import UnauthenticatedError
 from keystile.flows.sessions import Session, Sessions
 
 
+def client_address(request: Request) -> str | None:
+    """The peer address of the connection.
+
+    Behind a reverse proxy, run uvicorn with ``--proxy-headers`` and
+    ``--forwarded-allow-ips`` so this is the client's address, not the proxy's.
+    """
+    return request.client.host if request.client else None
+
+
 def bearer_token(request: Request) -> str:
     """The token of an ``Authorization: Bearer …`` header.
 

@@ -31,6 +31,36 @@ class PasswordBody(_Strict):
     user: PasswordCredentials
 
 
+CodeText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
+
+
+class OtpIdentity(_Strict):
+    email: EmailText
+
+
+class OtpRequestBody(_Strict):
+    """``{"user": {"email"}}``."""
+
+    user: OtpIdentity
+
+
+class OtpCredentials(_Strict):
+    email: EmailText
+    otp: CodeText
+
+
+class OtpSignInBody(_Strict):
+    """``{"user": {"email", "otp"}}``."""
+
+    user: OtpCredentials
+
+
+class StatusBody(BaseModel):
+    """``{"status": "ok"}``: the same answer whatever the identity."""
+
+    status: str = "ok"
+
+
 class UserBody(BaseModel):
     id: str
     email: str

@@ -11,10 +11,12 @@ import anyio.to_thread
 
 from keystile.clock import Clock
 from keystile.crypto.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
-from keystile.errors import AuthenticationFailedError, InvalidRequestError
+from keystile.errors import AuthenticationFailedError, InvalidRequestError, TooManyAttemptsError
 from keystile.flows.sessions import Authenticated, Sessions
 from keystile.identity import InvalidIdentityError, normalize_email
+from keystile.limits.protection import Attempt, BruteForceGuard
 from keystile.store.users import User, UserStore
+from keystile.strategies.audit_trail import AuditTrail
 from keystile.strategies.password.config import PasswordConfig
 from keystile.tokens import AMR_PASSWORD
 
@@ -40,18 +42,43 @@ class PasswordService:
         hasher: PasswordHasher,
         sessions: Sessions,
         clock: Clock,
+        guard: BruteForceGuard | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.config = config
         self._users = users
         self._hasher = hasher
         self._sessions = sessions
         self._clock = clock
+        self._guard = guard or BruteForceGuard(())
+        self._audit = audit
 
-    async def authenticate(self, email: str, password: str) -> User:
-        """The user whose credentials these are.
+    async def _check_limits(self, action: str, email: str, client_address: str | None) -> None:
+        now = self._clock.now()
+        attempt = Attempt(
+            strategy=STRATEGY, action=action, identity=email, client_address=client_address, now=now
+        )
+        try:
+            await self._guard.check(attempt)
+        except TooManyAttemptsError:
+            if self._audit is not None:
+                await self._audit.blocked(
+                    strategy=STRATEGY,
+                    action=action,
+                    now=now,
+                    identity=email,
+                    client_address=client_address,
+                )
+            raise
+
+    async def authenticate(
+        self, email: str, password: str, *, client_address: str | None = None
+    ) -> User:
+        """The user whose credentials these are; the attempt is counted first.
 
         Raises:
             InvalidRequestError: the email is malformed.
+            TooManyAttemptsError: a brute-force limit holds for this email.
             AuthenticationFailedError: unknown email or wrong password, indistinguishably.
         """
         normalised = parse_email(email)
@@ -60,9 +87,20 @@ class PasswordService:
                 "The password is too long.",
                 {"user.password": f"must be at most {MAX_PASSWORD_LENGTH} characters"},
             )
+        await self._check_limits("sign_in", normalised, client_address)
         user = await self._users.get_by_email(normalised)
         stored = user.password_hash if user is not None else None
         valid = await anyio.to_thread.run_sync(self._hasher.verify_or_dummy, stored, password)
+        if self._audit is not None:
+            await self._audit.record(
+                strategy=STRATEGY,
+                action="sign_in",
+                success=user is not None and valid,
+                now=self._clock.now(),
+                identity=normalised,
+                subject=user.subject if user is not None and valid else None,
+                client_address=client_address,
+            )
         if user is None or not valid:
             raise AuthenticationFailedError()
         assert stored is not None
@@ -71,9 +109,11 @@ class PasswordService:
             await self._users.set_password_hash(user.id, new_hash, now=self._clock.now())
         return user
 
-    async def sign_in(self, email: str, password: str) -> Authenticated:
+    async def sign_in(
+        self, email: str, password: str, *, client_address: str | None = None
+    ) -> Authenticated:
         """Authenticate and start a session."""
-        user = await self.authenticate(email, password)
+        user = await self.authenticate(email, password, client_address=client_address)
         return await self._sessions.start(user, strategies=[STRATEGY], amr=[AMR_PASSWORD])
 
     async def create_user(self, email: str, password: str) -> User:
@@ -99,7 +139,10 @@ class PasswordService:
             normalised, password_hash=password_hash, now=self._clock.now()
         )
 
-    async def register(self, email: str, password: str) -> Authenticated:
-        """Create a user and sign them in."""
+    async def register(
+        self, email: str, password: str, *, client_address: str | None = None
+    ) -> Authenticated:
+        """Create a user and sign them in (rate-limited like sign-in)."""
+        await self._check_limits("register", parse_email(email), client_address)
         user = await self.create_user(email, password)
         return await self._sessions.start(user, strategies=[STRATEGY], amr=[AMR_PASSWORD])

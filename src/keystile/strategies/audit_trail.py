@@ -1,0 +1,68 @@
+"""Recording attempts in the audit log, shared by every strategy.
+
+One record per attempt: strategy, action, success or failure, the subject
+when known, the normalised identity, the client address under the privacy
+mode, and the time. Never a code, secret or token: there is no field for one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from keystile.crypto.keyring import Key
+from keystile.privacy import AddressPrivacy, protect_address
+from keystile.store.audit import AuditEvent, AuditStore
+
+BLOCKED_SUFFIX = "_blocked"
+
+
+class AuditTrail:
+    """Writes audit events with the deployment's address privacy applied."""
+
+    def __init__(self, store: AuditStore, *, privacy: AddressPrivacy, key: Key) -> None:
+        self._store = store
+        self._privacy = privacy
+        self._key = key
+
+    async def record(
+        self,
+        *,
+        strategy: str,
+        action: str,
+        success: bool,
+        now: datetime,
+        identity: str | None = None,
+        subject: str | None = None,
+        client_address: str | None = None,
+    ) -> None:
+        """Append one event (awaited, so it is stored before the caller answers)."""
+        await self._store.record(
+            AuditEvent(
+                occurred_at=now,
+                strategy=strategy,
+                action=action,
+                success=success,
+                subject=subject,
+                identity=identity,
+                client_address=protect_address(client_address, self._privacy, key=self._key),
+            )
+        )
+
+    async def blocked(
+        self,
+        *,
+        strategy: str,
+        action: str,
+        now: datetime,
+        identity: str,
+        client_address: str | None,
+    ) -> None:
+        """Record an attempt refused by a brute-force limit (not itself counted as a failure)."""
+        await self.record(
+            strategy=strategy,
+            action=action + BLOCKED_SUFFIX,
+            success=False,
+            now=now,
+            identity=identity,
+            client_address=client_address,
+        )

@@ -1,0 +1,1 @@
+"""Passwordless sign-in with a short one-time code sent by email or SMS."""

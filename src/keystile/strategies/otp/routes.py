@@ -1,0 +1,39 @@
+"""HTTP face of the OTP strategy: ``POST {prefix}/user/otp/{request,sign_in}``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from keystile.strategies.otp.service import OtpService
+from keystile.web.guards import client_address
+from keystile.web.responses import NoStoreRoute, error_responses
+from keystile.web.schemas import AuthenticatedBody, OtpRequestBody, OtpSignInBody, StatusBody
+
+
+def otp_router(service: OtpService) -> APIRouter:
+    """Routes for ``service``."""
+    router = APIRouter(prefix="/user/otp", route_class=NoStoreRoute, tags=["otp"])
+
+    @router.post(
+        "/request",
+        response_model=StatusBody,
+        responses=error_responses(400, 429, 503),
+        summary="Send a one-time sign-in code (same answer whether or not the account exists)",
+    )
+    async def request_code(body: OtpRequestBody, request: Request) -> StatusBody:
+        await service.request(body.user.email, client_address=client_address(request))
+        return StatusBody()
+
+    @router.post(
+        "/sign_in",
+        response_model=AuthenticatedBody,
+        responses=error_responses(400, 401, 429, 503),
+        summary="Sign in with a one-time code",
+    )
+    async def sign_in(body: OtpSignInBody, request: Request) -> AuthenticatedBody:
+        result = await service.sign_in(
+            body.user.email, body.user.otp, client_address=client_address(request)
+        )
+        return AuthenticatedBody.of(result)
+
+    return router

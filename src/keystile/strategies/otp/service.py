@@ -1,0 +1,192 @@
+"""OTP actions: request a code, sign in with it.
+
+Both actions run the brute-force guard first, so every attempt is counted
+before anything is verified, and both answer alike for known and unknown
+identities:
+
+- ``request`` always stores a fresh code for the identity (a random one
+  nobody receives when the identity is unknown and registration is off), so
+  the two paths do the same database work; only the background send differs.
+- ``sign_in`` consumes the code in one atomic statement; wrong, expired,
+  used and unknown all end in the same :class:`AuthenticationFailedError`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from keystile.clock import Clock
+from keystile.crypto.keyring import KeyRing
+from keystile.errors import AuthenticationFailedError, InvalidRequestError, TooManyAttemptsError
+from keystile.flows.sessions import Authenticated, Sessions
+from keystile.identity import InvalidIdentityError, normalize_email
+from keystile.limits.protection import Attempt
+from keystile.senders.base import Message
+from keystile.senders.dispatch import Dispatcher, FailureCallback
+from keystile.senders.messages import otp_message
+from keystile.store.tokens import TokenStore
+from keystile.store.users import User, UserStore
+from keystile.strategies.audit_trail import AuditTrail
+from keystile.strategies.otp import core
+from keystile.strategies.otp.config import STRATEGY, OtpConfig
+from keystile.tokens import AMR_OTP
+
+logger = logging.getLogger("keystile.otp")
+
+PURPOSE = "otp"
+
+
+class OtpService:
+    """Passwordless sign-in with short codes (see :class:`OtpConfig` for the options)."""
+
+    def __init__(
+        self,
+        *,
+        config: OtpConfig,
+        users: UserStore,
+        tokens: TokenStore,
+        sessions: Sessions,
+        audit: AuditTrail,
+        dispatcher: Dispatcher,
+        hashing_keys: KeyRing,
+        clock: Clock,
+        service_name: str = "Keystile",
+    ) -> None:
+        self.config = config
+        self._users = users
+        self._tokens = tokens
+        self._sessions = sessions
+        self._audit = audit
+        self._dispatcher = dispatcher
+        self._ring = hashing_keys
+        self._clock = clock
+        self._service_name = service_name
+
+    def _identity(self, raw: str) -> str:
+        try:
+            return normalize_email(raw)
+        except InvalidIdentityError as error:
+            field = f"user.{self.config.identity_field}"
+            raise InvalidRequestError("The identity is not valid.", {field: error.reason}) from None
+
+    async def _guard(self, action: str, identity: str, client_address: str | None) -> None:
+        now = self._clock.now()
+        try:
+            await self.config.guard.check(
+                Attempt(
+                    strategy=STRATEGY,
+                    action=action,
+                    identity=identity,
+                    client_address=client_address,
+                    now=now,
+                )
+            )
+        except TooManyAttemptsError:
+            await self._audit.blocked(
+                strategy=STRATEGY,
+                action=action,
+                now=now,
+                identity=identity,
+                client_address=client_address,
+            )
+            raise
+
+    async def request(self, identity: str, *, client_address: str | None = None) -> None:
+        """Store a new code for ``identity`` and send it if the identity may sign in.
+
+        Returns nothing either way: the caller answers ``{"status": "ok"}``.
+
+        Raises:
+            InvalidRequestError: the identity is malformed.
+            TooManyAttemptsError: a brute-force limit holds (same for every identity).
+            UnavailableError: the store or the limiter is unreachable.
+        """
+        normalised = self._identity(identity)
+        await self._guard("request", normalised, client_address)
+        user = await self._users.get_by_email(normalised)
+        now = self._clock.now()
+        code = core.new_code(self.config)
+        expires_at = now + self.config.lifetime
+        await self._tokens.replace(
+            jti=core.code_token_id(self._ring, normalised, code),
+            purpose=PURPOSE,
+            subject=normalised,
+            now=now,
+            expires_at=expires_at,
+        )
+        deliverable = user is not None or self.config.registration_enabled
+        await self._audit.record(
+            strategy=STRATEGY,
+            action="request",
+            success=deliverable,
+            now=now,
+            identity=normalised,
+            subject=user.subject if user else None,
+            client_address=client_address,
+        )
+        if deliverable:
+            message = otp_message(
+                to=normalised,
+                code=code,
+                expires_at=expires_at,
+                lifetime=self.config.lifetime,
+                service_name=self._service_name,
+            )
+            self._dispatcher.submit(message, on_failure=self._delivery_failed(normalised, user))
+
+    def _delivery_failed(self, identity: str, user: User | None) -> FailureCallback:
+        async def record(_message: Message, _error: Exception) -> None:
+            await self._audit.record(
+                strategy=STRATEGY,
+                action="deliver",
+                success=False,
+                now=self._clock.now(),
+                identity=identity,
+                subject=user.subject if user else None,
+            )
+
+        return record
+
+    async def verify(self, identity: str, code: str, *, client_address: str | None = None) -> User:
+        """The user the code belongs to, after consuming it.
+
+        Raises:
+            InvalidRequestError: the identity is malformed.
+            TooManyAttemptsError: a brute-force limit holds.
+            AuthenticationFailedError: wrong, expired, used, burned, or unknown identity.
+            UnavailableError: the store or the limiter is unreachable.
+        """
+        normalised = self._identity(identity)
+        await self._guard("sign_in", normalised, client_address)
+        now = self._clock.now()
+        submitted = core.normalize_code(self.config, code[: core.MAX_CODE_INPUT])
+        matched = await self._tokens.consume_code(
+            core.candidate_token_ids(self._ring, normalised, submitted),
+            purpose=PURPOSE,
+            subject=normalised,
+            now=now,
+            max_failures=self.config.max_attempts_per_code,
+            single_use=self.config.single_use,
+        )
+        user = await self._users.get_by_email(normalised) if matched else None
+        if matched and user is None and self.config.registration_enabled:
+            user = await self._users.get_or_create(normalised, now=now)
+        await self._audit.record(
+            strategy=STRATEGY,
+            action="sign_in",
+            success=user is not None,
+            now=now,
+            identity=normalised,
+            subject=user.subject if user else None,
+            client_address=client_address,
+        )
+        if user is None:
+            raise AuthenticationFailedError()
+        return user
+
+    async def sign_in(
+        self, identity: str, code: str, *, client_address: str | None = None
+    ) -> Authenticated:
+        """Verify the code and start a session."""
+        user = await self.verify(identity, code, client_address=client_address)
+        return await self._sessions.start(user, strategies=[STRATEGY], amr=[AMR_OTP])
