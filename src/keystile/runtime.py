@@ -149,7 +149,7 @@ class Runtime:
                     "KEYSTILE_REDIS_URL: required when KEYSTILE_RATE_LIMIT_BACKEND=redis"
                 )
                 return MemoryRateLimiter()
-            return RedisRateLimiter(self.settings.redis_url)
+            return RedisRateLimiter(self.settings.redis_url, prefix=self.settings.redis_key_prefix)
         return DatabaseRateLimiter(self.db)
 
     def _build_sender(self, problems: list[str]) -> Sender:

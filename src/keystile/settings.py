@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     rate_limit_backend: Literal["memory", "database", "redis"] = "database"
     rate_limit_by_client_address: bool = False
     redis_url: str | None = None
+    redis_key_prefix: str = Field(default="keystile:rl:", min_length=1, max_length=100)
     audit_log_max_failures: int = Field(default=5, ge=1)
     audit_log_window_seconds: int = Field(default=300, ge=1)
     audit_client_address: Literal["none", "hash", "truncate", "exclude"] = "hash"

@@ -47,3 +47,10 @@ def test_downgrade_and_upgrade_round_trip(tmp_path: Path) -> None:
         assert migrate.current_revision(db) == migrate.head_revision()
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "mysql://x@y/z"])
+def test_unusable_urls_are_refused_with_a_reason(url: str) -> None:
+    """In-memory SQLite (one database per connection) and unknown backends are refused."""
+    with pytest.raises(ValueError, match=r"in-memory SQLite|unsupported database"):
+        Database(url)

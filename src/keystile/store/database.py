@@ -41,6 +41,11 @@ def normalise_url(url: str) -> URL:
     if backend == "postgresql":
         return parsed.set(drivername="postgresql+psycopg")
     if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise ValueError(
+                "in-memory SQLite is not supported (each pooled connection would see its own "
+                "database): use a file, sqlite:///keystile.db"
+            )
         return parsed.set(drivername="sqlite+pysqlite")
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 

@@ -1,0 +1,157 @@
+"""Brute-force protection around one-time codes: per identity, shared by spellings, fail closed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+
+from keystile.settings import Settings
+from tests.servers import free_port
+from tests.strategies.otp.conftest import Inbox
+from tests.strategies.otp.helpers import add_user, request_code, sign_in
+
+VICTIM = "victim@example.com"
+
+
+def test_sign_in_is_blocked_after_the_limit_with_retry_after(
+    otp_client: TestClient, settings: Settings
+) -> None:
+    """Five attempts per ten minutes per identity, then 429 too_many_attempts with Retry-After."""
+    add_user(settings, VICTIM)
+    for _ in range(5):
+        assert sign_in(otp_client, VICTIM, "AAAAAA").status_code == 401
+    blocked = sign_in(otp_client, VICTIM, "AAAAAA")
+    assert blocked.status_code == 429
+    assert blocked.json()["error"] == "too_many_attempts"
+    assert 1 <= int(blocked.headers["retry-after"]) <= 600
+
+
+def test_spellings_of_one_identity_share_one_bucket(
+    otp_client: TestClient, settings: Settings
+) -> None:
+    """Victim@Example.COM and victim@example.com count against the same limit."""
+    add_user(settings, VICTIM)
+    spellings = [
+        "Victim@Example.COM",
+        "victim@example.com",
+        " VICTIM@example.com",
+        "victim@EXAMPLE.com",
+        "Victim@example.com",
+    ]
+    for spelling in spellings:
+        assert sign_in(otp_client, spelling, "AAAAAA").status_code == 401
+    assert sign_in(otp_client, "victim@example.com", "AAAAAA").status_code == 429
+
+
+def test_one_identitys_lockout_leaves_another_untouched(
+    otp_client: TestClient, inbox: Inbox, settings: Settings
+) -> None:
+    """Locking the victim out does not lock a bystander (no shared bucket)."""
+    add_user(settings, VICTIM)
+    add_user(settings, "bystander@example.com")
+    for _ in range(6):
+        sign_in(otp_client, VICTIM, "AAAAAA")
+    assert sign_in(otp_client, VICTIM, "AAAAAA").status_code == 429
+    request_code(otp_client, "bystander@example.com")
+    code = inbox.code_in(inbox.wait_for(1)[0])
+    assert sign_in(otp_client, "bystander@example.com", code).status_code == 200
+
+
+def test_requesting_a_new_code_does_not_reset_the_failure_count(
+    otp_client: TestClient, inbox: Inbox, settings: Settings
+) -> None:
+    """NIST SP 800-63B-4: a fresh code is no fresh budget of guesses."""
+    add_user(settings, VICTIM)
+    for _ in range(5):
+        sign_in(otp_client, VICTIM, "AAAAAA")
+    request_code(otp_client, VICTIM)
+    code = inbox.code_in(inbox.wait_for(1)[0])
+    assert sign_in(otp_client, VICTIM, code).status_code == 429
+
+
+def test_requests_are_limited_per_identity(otp_client: TestClient, settings: Settings) -> None:
+    """Five code requests per fifteen minutes per identity, known or not."""
+    add_user(settings, VICTIM)
+    for email in (VICTIM, "nobody@example.com"):
+        for _ in range(5):
+            assert request_code(otp_client, email).status_code == 200
+        blocked = request_code(otp_client, email)
+        assert blocked.status_code == 429
+        assert blocked.json()["error"] == "too_many_attempts"
+
+
+def _same(first: object, second: object) -> None:
+    from httpx import Response
+
+    assert isinstance(first, Response)
+    assert isinstance(second, Response)
+    assert first.status_code == second.status_code
+    assert first.content == second.content
+    headers = {k: v for k, v in first.headers.items() if k.lower() != "date"}
+    other = {k: v for k, v in second.headers.items() if k.lower() != "date"}
+    assert headers == other
+
+
+def test_known_and_unknown_identities_get_byte_identical_answers(
+    otp_client: TestClient, settings: Settings
+) -> None:
+    """Request, wrong sign-in and the 429 look the same whether or not the account exists."""
+    add_user(settings, VICTIM)
+    _same(request_code(otp_client, VICTIM), request_code(otp_client, "nobody@example.com"))
+    _same(
+        sign_in(otp_client, VICTIM, "AAAAAA"), sign_in(otp_client, "nobody@example.com", "AAAAAA")
+    )
+    for _ in range(4):
+        sign_in(otp_client, VICTIM, "AAAAAA")
+        sign_in(otp_client, "nobody@example.com", "AAAAAA")
+    _same(
+        sign_in(otp_client, VICTIM, "AAAAAA"), sign_in(otp_client, "nobody@example.com", "AAAAAA")
+    )
+
+
+def test_an_unreachable_limiter_answers_503_and_accepts_nothing(
+    make_client: Callable[[Settings], TestClient],
+    otp_settings: Callable[..., Settings],
+    settings: Settings,
+) -> None:
+    """Redis down: 503 unavailable for request and sign-in; no code is stored or sent."""
+    add_user(settings, VICTIM)
+    client = make_client(
+        otp_settings(rate_limit_backend="redis", redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    )
+    for response in (request_code(client, VICTIM), sign_in(client, VICTIM, "AAAAAA")):
+        assert response.status_code == 503
+        assert response.json()["error"] == "unavailable"
+
+
+def test_audit_log_protection_blocks_after_failures(
+    make_client: Callable[[Settings], TestClient],
+    otp_settings: Callable[..., Settings],
+    settings: Settings,
+) -> None:
+    """audit_log only: after five failures in five minutes the identity is blocked."""
+    client = make_client(otp_settings(otp_brute_force="audit_log"))
+    add_user(settings, VICTIM)
+    for _ in range(5):
+        assert sign_in(client, VICTIM, "AAAAAA").status_code == 401
+    assert sign_in(client, VICTIM, "AAAAAA").status_code == 429
+    assert sign_in(client, "other@example.com", "AAAAAA").status_code == 401
+
+
+def test_the_redis_backend_counts_across_app_instances(
+    make_client: Callable[[Settings], TestClient],
+    otp_settings: Callable[..., Settings],
+    settings: Settings,
+    redis_url: str,
+) -> None:
+    """Two app instances on one Redis accept no more than the limit between them."""
+    add_user(settings, VICTIM)
+    config = otp_settings(
+        rate_limit_backend="redis", redis_url=redis_url, redis_key_prefix=f"t:{uuid.uuid4()}:"
+    )
+    first, second = make_client(config), make_client(config)
+    statuses = [sign_in(client, VICTIM, "AAAAAA").status_code for client in [first, second] * 4]
+    assert statuses.count(401) == 5
+    assert statuses.count(429) == 3

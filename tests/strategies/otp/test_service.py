@@ -1,0 +1,198 @@
+"""The OTP service from Python (no HTTP): atomic consumption, audit records, failed delivery."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import pytest
+from sqlalchemy import text
+
+from keystile.clock import ManualClock
+from keystile.errors import AuthenticationFailedError, TooManyAttemptsError
+from keystile.runtime import Runtime
+from keystile.senders.base import Message, SendError
+from keystile.settings import Settings
+from keystile.strategies.otp import core
+
+pytestmark = pytest.mark.anyio
+EMAIL = "alice@example.com"
+
+
+class Capture:
+    """A sender that keeps messages (or fails on demand), standing in for SMTP in-process."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.messages: list[Message] = []
+        self.fail = fail
+
+    async def send(self, message: Message) -> None:
+        if self.fail:
+            raise SendError("relay refused the message")
+        self.messages.append(message)
+
+
+@pytest.fixture
+async def runtime(
+    make_settings: Callable[..., Settings], clock: ManualClock
+) -> AsyncIterator[Runtime]:
+    runtime = Runtime(make_settings(otp_sign_in_rate="100/10m", database_pool_size=20), clock=clock)
+    await runtime.users.create(EMAIL, password_hash=None, now=clock.now())
+    yield runtime
+    await runtime.aclose()
+
+
+async def issue_code(runtime: Runtime, email: str = EMAIL) -> str:
+    """Store a code exactly as ``request`` does, and return it."""
+    assert runtime.otp is not None
+    code = core.new_code(runtime.otp.config)
+    now = runtime.clock.now()
+    await runtime.tokens.replace(
+        jti=core.code_token_id(runtime.hashing_keys, email, code),
+        purpose="otp",
+        subject=email,
+        now=now,
+        expires_at=now + runtime.otp.config.lifetime,
+    )
+    return code
+
+
+async def test_twenty_parallel_sign_ins_with_one_code_give_one_session(runtime: Runtime) -> None:
+    """The consumption is one atomic statement: exactly one of twenty concurrent uses wins."""
+    assert runtime.otp is not None
+    otp = runtime.otp
+    code = await issue_code(runtime)
+    outcomes: list[str] = []
+
+    async def attempt() -> None:
+        try:
+            await otp.sign_in(EMAIL, code)
+            outcomes.append("session")
+        except AuthenticationFailedError:
+            outcomes.append("refused")
+
+    async with anyio.create_task_group() as group:
+        for _ in range(20):
+            group.start_soon(attempt)
+    assert outcomes.count("session") == 1
+    assert outcomes.count("refused") == 19
+
+
+async def test_parallel_wrong_guesses_cannot_pass_the_limit(
+    make_settings: Callable[..., Settings], clock: ManualClock
+) -> None:
+    """Thirty concurrent guesses against a 5-per-10-minutes limit: exactly five are judged."""
+    runtime = Runtime(make_settings(database_pool_size=20), clock=clock)
+    assert runtime.otp is not None
+    otp = runtime.otp
+    outcomes: list[str] = []
+
+    async def guess() -> None:
+        try:
+            await otp.sign_in(EMAIL, "AAAAAA")
+        except AuthenticationFailedError:
+            outcomes.append("judged")
+        except TooManyAttemptsError:
+            outcomes.append("blocked")
+
+    try:
+        async with anyio.create_task_group() as group:
+            for _ in range(30):
+                group.start_soon(guess)
+    finally:
+        await runtime.aclose()
+    assert outcomes.count("judged") == 5
+    assert outcomes.count("blocked") == 25
+
+
+async def test_request_and_sign_in_from_python(runtime: Runtime) -> None:
+    """The programmatic API: request sends through the sender, sign_in returns a session."""
+    assert runtime.otp is not None
+    capture = Capture()
+    runtime.dispatcher.sender = capture
+    await runtime.otp.request(" Alice@Example.com ")
+    await runtime.dispatcher.drain()
+    [message] = capture.messages
+    assert message.to == EMAIL
+    code = next(word for word in message.text.split() if len(word) == 6 and word.isupper())
+    result = await runtime.otp.sign_in(EMAIL, code.lower())
+    assert result.user.email == EMAIL
+    assert result.strategies == ("otp",)
+
+
+async def audit_rows(runtime: Runtime) -> list[dict[str, Any]]:
+    with runtime.db.read() as conn:
+        return [
+            dict(row._mapping)
+            for row in conn.execute(text("SELECT * FROM keystile_audit_events ORDER BY id"))
+        ]
+
+
+async def test_audit_records_every_attempt_and_never_the_code(runtime: Runtime) -> None:
+    """Known request: success; unknown request: failure (client still sees ok); no code stored."""
+    assert runtime.otp is not None
+    runtime.dispatcher.sender = Capture()
+    await runtime.otp.request(EMAIL, client_address="203.0.113.9")
+    await runtime.otp.request("nobody@example.com", client_address="203.0.113.9")
+    code = await issue_code(runtime)
+    with pytest.raises(AuthenticationFailedError):
+        await runtime.otp.sign_in(EMAIL, "AAAAAA")
+    await runtime.otp.sign_in(EMAIL, code)
+    rows = await audit_rows(runtime)
+    summary = [(r["strategy"], r["action"], bool(r["success"]), r["identity"]) for r in rows]
+    assert summary == [
+        ("otp", "request", True, EMAIL),
+        ("otp", "request", False, "nobody@example.com"),
+        ("otp", "sign_in", False, EMAIL),
+        ("otp", "sign_in", True, EMAIL),
+    ]
+    user = await runtime.users.get_by_email(EMAIL)
+    assert user is not None
+    assert rows[0]["subject"] == rows[3]["subject"] == user.subject
+    assert rows[1]["subject"] is None
+    # Default privacy mode "hash": a stable keyed hash, never the address itself.
+    assert rows[0]["client_address"] == rows[1]["client_address"]
+    assert rows[0]["client_address"] != "203.0.113.9"
+    dump = repr(rows)
+    assert code not in dump
+    assert code.lower() not in dump
+    with runtime.db.read() as conn:
+        tokens = repr(conn.execute(text("SELECT * FROM keystile_tokens")).all())
+    assert code not in tokens
+
+
+@pytest.mark.parametrize(
+    ("mode", "stored"),
+    [("none", "203.0.113.9"), ("truncate", "203.0.113.0/24"), ("exclude", None)],
+)
+async def test_client_address_privacy_modes(
+    make_settings: Callable[..., Settings], clock: ManualClock, mode: str, stored: str | None
+) -> None:
+    """none keeps, truncate keeps the /24, exclude keeps nothing."""
+    runtime = Runtime(make_settings(audit_client_address=mode), clock=clock)
+    try:
+        assert runtime.otp is not None
+        await runtime.otp.request("nobody@example.com", client_address="203.0.113.9")
+        [row] = await audit_rows(runtime)
+        assert row["client_address"] == stored
+    finally:
+        await runtime.aclose()
+
+
+async def test_a_failed_send_is_logged_and_audited_and_the_answer_is_unchanged(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The relay refuses: request still returns normally; a 'deliver' failure is recorded."""
+    assert runtime.otp is not None
+    runtime.dispatcher.sender = Capture(fail=True)
+    with caplog.at_level(logging.WARNING, logger="keystile.senders"):
+        await runtime.otp.request(EMAIL)  # returns normally: the caller answers ok
+        await runtime.dispatcher.drain()
+    rows = await audit_rows(runtime)
+    assert [(r["action"], bool(r["success"])) for r in rows] == [
+        ("request", True),
+        ("deliver", False),
+    ]
+    assert "delivery to a recipient failed: SendError" in caplog.text

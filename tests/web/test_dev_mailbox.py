@@ -1,0 +1,40 @@
+"""The development mailbox: the console sender's messages, in development mode only."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+
+from keystile.settings import Settings
+from tests.strategies.otp.helpers import add_user
+
+
+def test_codes_requested_in_development_appear_in_the_mailbox(
+    client: TestClient, settings: Settings
+) -> None:
+    """Default sender (console): the code shows on /dev/mailbox.json and signs in."""
+    add_user(settings, "dev@example.com")
+    client.post("/auth/user/otp/request", json={"user": {"email": "dev@example.com"}})
+    deadline = time.monotonic() + 5
+    while not (entries := client.get("/dev/mailbox.json").json()):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    [entry] = entries
+    assert entry["to"] == "dev@example.com"
+    code = next(w for w in entry["text"].split() if len(w) == 6 and w.isalpha() and w.isupper())
+    signed_in = client.post(
+        "/auth/user/otp/sign_in", json={"user": {"email": "dev@example.com", "otp": code}}
+    )
+    assert signed_in.status_code == 200
+    assert client.get("/dev/mailbox").status_code == 200
+
+
+def test_no_mailbox_in_production(
+    make_client: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    """Production mode (with a real sender) has no /dev routes."""
+    client = make_client(make_settings(mode="production", sender="smtp"))
+    assert client.get("/dev/mailbox").status_code == 404
+    assert client.get("/dev/mailbox.json").status_code == 404
