@@ -33,6 +33,7 @@ from keystile.settings import Settings
 from keystile.store import migrate
 from keystile.store.audit import AuditStore
 from keystile.store.database import Database
+from keystile.store.sign_ins import SignInStore
 from keystile.store.tokens import TokenStore
 from keystile.store.users import UserStore
 from keystile.strategies.audit_trail import AuditTrail
@@ -67,6 +68,7 @@ class Runtime:
         self.users = UserStore(self.db)
         self.tokens = TokenStore(self.db)
         self.audit = AuditStore(self.db)
+        self.sign_ins = SignInStore(self.db)
         self.codec = TokenCodec(settings.ring("signing_keys"), issuer=settings.issuer)
         self.hashing_keys = settings.ring("hashing_keys")
         self.encryption_keys = settings.ring("encryption_keys")
@@ -97,6 +99,7 @@ class Runtime:
             users=self.users,
             hasher=PasswordHasher.from_preset(password_config.hash_preset),
             sessions=self.sessions,
+            sign_ins=self.sign_ins,
             clock=self.clock,
             guard=BruteForceGuard(
                 [
@@ -126,8 +129,7 @@ class Runtime:
             problems += configuration_problems(otp_config)
             self.otp = OtpService(
                 config=otp_config,
-                users=self.users,
-                tokens=self.tokens,
+                sign_ins=self.sign_ins,
                 sessions=self.sessions,
                 audit=self.audit_trail,
                 dispatcher=self.dispatcher,

@@ -67,6 +67,11 @@ class IssuedToken:
     claims: TokenClaims
 
 
+def new_jti() -> str:
+    """A random token id (192 bits)."""
+    return secrets.token_urlsafe(24)
+
+
 def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
@@ -101,12 +106,17 @@ class TokenCodec:
         strategies: Sequence[str],
         auth_time: datetime | None = None,
         extra: Mapping[str, Any] | None = None,
+        jti: str | None = None,
     ) -> IssuedToken:
-        """Sign a new token with a fresh random ``jti``; whole-second times, as JWT requires."""
+        """Sign a new token; whole-second times, as JWT requires.
+
+        ``jti`` defaults to a fresh random id; pass one when its row was
+        stored before signing (see :func:`new_jti`).
+        """
         issued_at = now.replace(microsecond=0)
         claims = TokenClaims(
             subject=subject,
-            jti=secrets.token_urlsafe(24),
+            jti=jti or new_jti(),
             purpose=purpose,
             issued_at=issued_at,
             expires_at=issued_at + lifetime,

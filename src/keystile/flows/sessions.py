@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 
 from keystile.clock import Clock
 from keystile.errors import UnauthenticatedError
+from keystile.store.sign_ins import SessionRow
 from keystile.store.tokens import TokenStore
 from keystile.store.users import User
-from keystile.tokens import PURPOSE_ACCESS, InvalidTokenError, TokenClaims, TokenCodec
+from keystile.tokens import PURPOSE_ACCESS, InvalidTokenError, TokenClaims, TokenCodec, new_jti
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,14 @@ class Authenticated:
     def strategies(self) -> tuple[str, ...]:
         """Names of the strategies that authenticated this session, in order."""
         return self.claims.strategies
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSession:
+    """An access token decided but not yet signed: its row can be stored first."""
+
+    row: SessionRow
+    issued_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,25 +67,32 @@ class Sessions:
         self._clock = clock
         self._lifetime = lifetime
 
-    async def start(
-        self, user: User, *, strategies: Sequence[str], amr: Sequence[str]
+    def prepare(self) -> PendingSession:
+        """Decide the id and expiry of a new access token, so a sign-in's transaction can
+        store its row together with everything else the attempt writes."""
+        issued_at = self._clock.now().replace(microsecond=0)
+        row = SessionRow(
+            jti=new_jti(), purpose=PURPOSE_ACCESS, expires_at=issued_at + self._lifetime
+        )
+        return PendingSession(row=row, issued_at=issued_at)
+
+    def complete(
+        self,
+        user: User,
+        pending: PendingSession,
+        *,
+        strategies: Sequence[str],
+        amr: Sequence[str],
     ) -> Authenticated:
-        """Issue and record an access token for ``user``."""
-        now = self._clock.now()
+        """Sign the token whose row was stored with ``pending`` (pure: no I/O)."""
         issued = self._codec.issue(
             subject=user.subject,
             purpose=PURPOSE_ACCESS,
-            now=now,
+            now=pending.issued_at,
             lifetime=self._lifetime,
             amr=amr,
             strategies=strategies,
-        )
-        await self._tokens.add(
-            jti=issued.claims.jti,
-            purpose=PURPOSE_ACCESS,
-            subject=user.subject,
-            now=now,
-            expires_at=issued.claims.expires_at,
+            jti=pending.row.jti,
         )
         return Authenticated(
             user=user,
@@ -84,6 +100,20 @@ class Sessions:
             claims=issued.claims,
             expires_in=int(self._lifetime.total_seconds()),
         )
+
+    async def start(
+        self, user: User, *, strategies: Sequence[str], amr: Sequence[str]
+    ) -> Authenticated:
+        """Issue and record an access token for ``user`` (its own transaction)."""
+        pending = self.prepare()
+        await self._tokens.add(
+            jti=pending.row.jti,
+            purpose=pending.row.purpose,
+            subject=user.subject,
+            now=pending.issued_at,
+            expires_at=pending.row.expires_at,
+        )
+        return self.complete(user, pending, strategies=strategies, amr=amr)
 
     async def verify(self, token: str) -> Session:
         """The session behind a bearer token.

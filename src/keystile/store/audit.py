@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from keystile.store.database import Database, in_thread
 from keystile.store.tables import audit_events
@@ -25,6 +25,38 @@ class AuditEvent:
     client_address: str | None = None
 
 
+def insert_event(conn: Connection, event: AuditEvent) -> None:
+    """Insert ``event`` inside the caller's transaction."""
+    conn.execute(
+        _INSERT,
+        {
+            "occurred_at": event.occurred_at,
+            "strategy": event.strategy,
+            "action": event.action,
+            "success": event.success,
+            "subject": event.subject,
+            "identity": event.identity,
+            "client_address": event.client_address,
+        },
+    )
+
+
+_INSERT = insert(audit_events).values(
+    {
+        name: bindparam(name)
+        for name in (
+            "occurred_at",
+            "strategy",
+            "action",
+            "success",
+            "subject",
+            "identity",
+            "client_address",
+        )
+    }
+)
+
+
 class AuditStore:
     """Audit events on SQLite or PostgreSQL."""
 
@@ -35,17 +67,7 @@ class AuditStore:
     def record(self, event: AuditEvent) -> None:
         """Append one event."""
         with self.db.write() as conn:
-            conn.execute(
-                insert(audit_events).values(
-                    occurred_at=event.occurred_at,
-                    strategy=event.strategy,
-                    action=event.action,
-                    success=event.success,
-                    subject=event.subject,
-                    identity=event.identity,
-                    client_address=event.client_address,
-                )
-            )
+            insert_event(conn, event)
 
     @in_thread
     def count_failures(

@@ -32,6 +32,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _WRITE = "keystile_write"
+_READ = "keystile_read"
 
 
 def normalise_url(url: str) -> URL:
@@ -86,9 +87,17 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """One read-only transaction."""
-        with self._translate_errors(), self.engine.connect() as conn, conn.begin():
-            yield conn
+        """A connection for reading.
+
+        On SQLite no transaction is opened: each statement is atomic on its
+        own and a hot read (the token check of every authenticated call) saves
+        the BEGIN/COMMIT round trips. Callers that need several statements to
+        see one snapshot use :meth:`write`.
+        """
+        with self._translate_errors(), self.engine.connect() as conn:
+            conn = conn.execution_options(**{_READ: True})
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:
@@ -128,8 +137,11 @@ def _configure_sqlite(engine: Engine, busy_timeout_seconds: float) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(_WRITE, False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif not options.get(_READ, False):
+            conn.exec_driver_sql("BEGIN")
 
 
 class HasDatabase(Protocol):

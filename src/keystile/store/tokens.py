@@ -7,11 +7,22 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, exists, insert, literal, select, update
+from sqlalchemy import bindparam, delete, exists, insert, select, update
 
 from keystile.store.database import Database, in_thread
 from keystile.store.tables import tokens, users
 from keystile.store.users import USER_COLUMNS, User, user_from_row
+
+# Built once: constructing a statement costs more than running it on the hot path.
+_ACTIVE_USER = select(*USER_COLUMNS).where(
+    users.c.id == bindparam("user_id"),
+    exists().where(
+        tokens.c.jti == bindparam("jti"),
+        tokens.c.subject == bindparam("subject"),
+        tokens.c.revoked_at.is_(None),
+        tokens.c.expires_at > bindparam("now"),
+    ),
+)
 
 
 class TokenStore:
@@ -48,14 +59,9 @@ class TokenStore:
     @in_thread
     def active_user(self, *, jti: str, user_id: uuid.UUID, now: datetime) -> User | None:
         """The user behind a live (unrevoked, unexpired) token, in one query; else ``None``."""
-        live = exists().where(
-            tokens.c.jti == jti,
-            tokens.c.subject == str(user_id),
-            tokens.c.revoked_at.is_(None),
-            tokens.c.expires_at > now,
-        )
+        parameters = {"user_id": user_id, "jti": jti, "subject": str(user_id), "now": now}
         with self.db.read() as conn:
-            row = conn.execute(select(*USER_COLUMNS).where(users.c.id == user_id, live)).first()
+            row = conn.execute(_ACTIVE_USER, parameters).first()
         return user_from_row(row) if row is not None else None
 
     @in_thread
@@ -89,53 +95,6 @@ class TokenStore:
                 .values(revoked_at=now)
             )
         return result.rowcount == 1
-
-    @in_thread
-    def consume_code(
-        self,
-        jtis: Sequence[str],
-        *,
-        purpose: str,
-        subject: str,
-        now: datetime,
-        max_failures: int,
-        single_use: bool = True,
-    ) -> bool:
-        """Check a short code's candidate ids and count a miss, in one write transaction.
-
-        A hit uses the row up (``single_use``) with one ``UPDATE … WHERE
-        revoked_at IS NULL`` checked by row count. A miss adds one to the
-        subject's live codes' ``failed_attempts`` and burns (revokes) each that
-        reaches ``max_failures``, so a code cannot be guessed at forever, and
-        the miss is stored before the caller answers.
-        """
-        live = (
-            tokens.c.purpose == purpose,
-            tokens.c.subject == subject,
-            tokens.c.revoked_at.is_(None),
-            tokens.c.expires_at > now,
-        )
-        with self.db.write() as conn:
-            match = (*live, tokens.c.jti.in_(list(jtis)), tokens.c.failed_attempts < max_failures)
-            if single_use:
-                hit = conn.execute(update(tokens).where(*match).values(revoked_at=now)).rowcount
-            else:
-                hit = len(conn.execute(select(tokens.c.jti).where(*match)).all())
-            if hit:
-                return True
-            attempts = tokens.c.failed_attempts + 1
-            conn.execute(
-                update(tokens)
-                .where(*live)
-                .values(
-                    failed_attempts=attempts,
-                    revoked_at=case(
-                        (attempts >= max_failures, literal(now, tokens.c.revoked_at.type)),
-                        else_=None,
-                    ),
-                )
-            )
-        return False
 
     @in_thread
     def replace(

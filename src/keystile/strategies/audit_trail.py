@@ -24,6 +24,28 @@ class AuditTrail:
         self._privacy = privacy
         self._key = key
 
+    def event(
+        self,
+        *,
+        strategy: str,
+        action: str,
+        success: bool,
+        now: datetime,
+        identity: str | None = None,
+        subject: str | None = None,
+        client_address: str | None = None,
+    ) -> AuditEvent:
+        """The event to store, with the address privacy applied (for one-transaction writers)."""
+        return AuditEvent(
+            occurred_at=now,
+            strategy=strategy,
+            action=action,
+            success=success,
+            subject=subject,
+            identity=identity,
+            client_address=protect_address(client_address, self._privacy, key=self._key),
+        )
+
     async def record(
         self,
         *,
@@ -37,14 +59,14 @@ class AuditTrail:
     ) -> None:
         """Append one event (awaited, so it is stored before the caller answers)."""
         await self._store.record(
-            AuditEvent(
-                occurred_at=now,
+            self.event(
                 strategy=strategy,
                 action=action,
                 success=success,
-                subject=subject,
+                now=now,
                 identity=identity,
-                client_address=protect_address(client_address, self._privacy, key=self._key),
+                subject=subject,
+                client_address=client_address,
             )
         )
 

@@ -18,14 +18,14 @@ import logging
 from keystile.clock import Clock
 from keystile.crypto.keyring import KeyRing
 from keystile.errors import AuthenticationFailedError, InvalidRequestError, TooManyAttemptsError
-from keystile.flows.sessions import Authenticated, Sessions
+from keystile.flows.sessions import Authenticated, PendingSession, Sessions
 from keystile.identity import InvalidIdentityError, normalize_email
 from keystile.limits.protection import Attempt
 from keystile.senders.base import Message
 from keystile.senders.dispatch import Dispatcher, FailureCallback
 from keystile.senders.messages import otp_message
-from keystile.store.tokens import TokenStore
-from keystile.store.users import User, UserStore
+from keystile.store.sign_ins import SignInStore
+from keystile.store.users import User
 from keystile.strategies.audit_trail import AuditTrail
 from keystile.strategies.otp import core
 from keystile.strategies.otp.config import STRATEGY, OtpConfig
@@ -43,8 +43,7 @@ class OtpService:
         self,
         *,
         config: OtpConfig,
-        users: UserStore,
-        tokens: TokenStore,
+        sign_ins: SignInStore,
         sessions: Sessions,
         audit: AuditTrail,
         dispatcher: Dispatcher,
@@ -53,8 +52,7 @@ class OtpService:
         service_name: str = "Keystile",
     ) -> None:
         self.config = config
-        self._users = users
-        self._tokens = tokens
+        self._sign_ins = sign_ins
         self._sessions = sessions
         self._audit = audit
         self._dispatcher = dispatcher
@@ -103,28 +101,26 @@ class OtpService:
         """
         normalised = self._identity(identity)
         await self._guard("request", normalised, client_address)
-        user = await self._users.get_by_email(normalised)
         now = self._clock.now()
         code = core.new_code(self.config)
         expires_at = now + self.config.lifetime
-        await self._tokens.replace(
-            jti=core.code_token_id(self._ring, normalised, code),
+        user, deliver = await self._sign_ins.store_code(
+            identity=normalised,
+            code_id=core.code_token_id(self._ring, normalised, code),
             purpose=PURPOSE,
-            subject=normalised,
             now=now,
             expires_at=expires_at,
+            audit=self._audit.event(
+                strategy=STRATEGY,
+                action="request",
+                success=False,
+                now=now,
+                identity=normalised,
+                client_address=client_address,
+            ),
+            deliver_to_unknown=self.config.registration_enabled,
         )
-        deliverable = user is not None or self.config.registration_enabled
-        await self._audit.record(
-            strategy=STRATEGY,
-            action="request",
-            success=deliverable,
-            now=now,
-            identity=normalised,
-            subject=user.subject if user else None,
-            client_address=client_address,
-        )
-        if deliverable:
+        if deliver:
             message = otp_message(
                 to=normalised,
                 code=code,
@@ -147,8 +143,41 @@ class OtpService:
 
         return record
 
+    async def _redeem(
+        self,
+        identity: str,
+        code: str,
+        client_address: str | None,
+        pending: PendingSession | None,
+    ) -> User:
+        normalised = self._identity(identity)
+        await self._guard("sign_in", normalised, client_address)
+        now = self._clock.now()
+        submitted = core.normalize_code(self.config, code[: core.MAX_CODE_INPUT])
+        user = await self._sign_ins.redeem_code(
+            identity=normalised,
+            code_ids=core.candidate_token_ids(self._ring, normalised, submitted),
+            purpose=PURPOSE,
+            now=now,
+            max_failures=self.config.max_attempts_per_code,
+            single_use=self.config.single_use,
+            register=self.config.registration_enabled,
+            session=pending.row if pending else None,
+            audit=self._audit.event(
+                strategy=STRATEGY,
+                action="sign_in",
+                success=False,
+                now=now,
+                identity=normalised,
+                client_address=client_address,
+            ),
+        )
+        if user is None:
+            raise AuthenticationFailedError()
+        return user
+
     async def verify(self, identity: str, code: str, *, client_address: str | None = None) -> User:
-        """The user the code belongs to, after consuming it.
+        """The user the code belongs to, after consuming it (no session is started).
 
         Raises:
             InvalidRequestError: the identity is malformed.
@@ -156,37 +185,12 @@ class OtpService:
             AuthenticationFailedError: wrong, expired, used, burned, or unknown identity.
             UnavailableError: the store or the limiter is unreachable.
         """
-        normalised = self._identity(identity)
-        await self._guard("sign_in", normalised, client_address)
-        now = self._clock.now()
-        submitted = core.normalize_code(self.config, code[: core.MAX_CODE_INPUT])
-        matched = await self._tokens.consume_code(
-            core.candidate_token_ids(self._ring, normalised, submitted),
-            purpose=PURPOSE,
-            subject=normalised,
-            now=now,
-            max_failures=self.config.max_attempts_per_code,
-            single_use=self.config.single_use,
-        )
-        user = await self._users.get_by_email(normalised) if matched else None
-        if matched and user is None and self.config.registration_enabled:
-            user = await self._users.get_or_create(normalised, now=now)
-        await self._audit.record(
-            strategy=STRATEGY,
-            action="sign_in",
-            success=user is not None,
-            now=now,
-            identity=normalised,
-            subject=user.subject if user else None,
-            client_address=client_address,
-        )
-        if user is None:
-            raise AuthenticationFailedError()
-        return user
+        return await self._redeem(identity, code, client_address, None)
 
     async def sign_in(
         self, identity: str, code: str, *, client_address: str | None = None
     ) -> Authenticated:
-        """Verify the code and start a session."""
-        user = await self.verify(identity, code, client_address=client_address)
-        return await self._sessions.start(user, strategies=[STRATEGY], amr=[AMR_OTP])
+        """Verify the code and start a session: one write transaction for both."""
+        pending = self._sessions.prepare()
+        user = await self._redeem(identity, code, client_address, pending)
+        return self._sessions.complete(user, pending, strategies=[STRATEGY], amr=[AMR_OTP])

@@ -12,9 +12,10 @@ import anyio.to_thread
 from keystile.clock import Clock
 from keystile.crypto.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
 from keystile.errors import AuthenticationFailedError, InvalidRequestError, TooManyAttemptsError
-from keystile.flows.sessions import Authenticated, Sessions
+from keystile.flows.sessions import Authenticated, PendingSession, Sessions
 from keystile.identity import InvalidIdentityError, normalize_email
 from keystile.limits.protection import Attempt, BruteForceGuard
+from keystile.store.sign_ins import SignInStore
 from keystile.store.users import User, UserStore
 from keystile.strategies.audit_trail import AuditTrail
 from keystile.strategies.password.config import PasswordConfig
@@ -41,16 +42,18 @@ class PasswordService:
         users: UserStore,
         hasher: PasswordHasher,
         sessions: Sessions,
+        sign_ins: SignInStore,
         clock: Clock,
-        guard: BruteForceGuard | None = None,
-        audit: AuditTrail | None = None,
+        guard: BruteForceGuard,
+        audit: AuditTrail,
     ) -> None:
         self.config = config
         self._users = users
         self._hasher = hasher
         self._sessions = sessions
+        self._sign_ins = sign_ins
         self._clock = clock
-        self._guard = guard or BruteForceGuard(())
+        self._guard = guard
         self._audit = audit
 
     async def _check_limits(self, action: str, email: str, client_address: str | None) -> None:
@@ -61,26 +64,22 @@ class PasswordService:
         try:
             await self._guard.check(attempt)
         except TooManyAttemptsError:
-            if self._audit is not None:
-                await self._audit.blocked(
-                    strategy=STRATEGY,
-                    action=action,
-                    now=now,
-                    identity=email,
-                    client_address=client_address,
-                )
+            await self._audit.blocked(
+                strategy=STRATEGY,
+                action=action,
+                now=now,
+                identity=email,
+                client_address=client_address,
+            )
             raise
 
-    async def authenticate(
-        self, email: str, password: str, *, client_address: str | None = None
+    async def _authenticate(
+        self,
+        email: str,
+        password: str,
+        client_address: str | None,
+        pending: PendingSession | None,
     ) -> User:
-        """The user whose credentials these are; the attempt is counted first.
-
-        Raises:
-            InvalidRequestError: the email is malformed.
-            TooManyAttemptsError: a brute-force limit holds for this email.
-            AuthenticationFailedError: unknown email or wrong password, indistinguishably.
-        """
         normalised = parse_email(email)
         if len(password) > MAX_PASSWORD_LENGTH:
             raise InvalidRequestError(
@@ -91,30 +90,50 @@ class PasswordService:
         user = await self._users.get_by_email(normalised)
         stored = user.password_hash if user is not None else None
         valid = await anyio.to_thread.run_sync(self._hasher.verify_or_dummy, stored, password)
-        if self._audit is not None:
-            await self._audit.record(
+        accepted = user if valid else None
+        now = self._clock.now()
+        # The audit record and the new session's row: one transaction.
+        await self._sign_ins.finish(
+            user=accepted,
+            session=pending.row if pending else None,
+            audit=self._audit.event(
                 strategy=STRATEGY,
                 action="sign_in",
-                success=user is not None and valid,
-                now=self._clock.now(),
+                success=accepted is not None,
+                now=now,
                 identity=normalised,
-                subject=user.subject if user is not None and valid else None,
+                subject=accepted.subject if accepted else None,
                 client_address=client_address,
-            )
-        if user is None or not valid:
+            ),
+            now=now,
+        )
+        if accepted is None or stored is None:
             raise AuthenticationFailedError()
-        assert stored is not None
         if self._hasher.needs_rehash(stored):
             new_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
-            await self._users.set_password_hash(user.id, new_hash, now=self._clock.now())
-        return user
+            await self._users.set_password_hash(accepted.id, new_hash, now=now)
+        return accepted
+
+    async def authenticate(
+        self, email: str, password: str, *, client_address: str | None = None
+    ) -> User:
+        """The user whose credentials these are; the attempt is counted first.
+
+        Raises:
+            InvalidRequestError: the email is malformed.
+            TooManyAttemptsError: a brute-force limit holds for this email.
+            AuthenticationFailedError: unknown email or wrong password, indistinguishably.
+            UnavailableError: the store or the limiter is unreachable.
+        """
+        return await self._authenticate(email, password, client_address, None)
 
     async def sign_in(
         self, email: str, password: str, *, client_address: str | None = None
     ) -> Authenticated:
-        """Authenticate and start a session."""
-        user = await self.authenticate(email, password, client_address=client_address)
-        return await self._sessions.start(user, strategies=[STRATEGY], amr=[AMR_PASSWORD])
+        """Authenticate and start a session (the session row is written with the audit record)."""
+        pending = self._sessions.prepare()
+        user = await self._authenticate(email, password, client_address, pending)
+        return self._sessions.complete(user, pending, strategies=[STRATEGY], amr=[AMR_PASSWORD])
 
     async def create_user(self, email: str, password: str) -> User:
         """Create a user with a password (administration and registration).
