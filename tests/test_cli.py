@@ -81,6 +81,13 @@ def test_duplicate_user_is_refused(workdir: Path) -> None:
     assert again.stderr.strip() == "error: This identity cannot be registered."
 
 
+def test_db_purge_reports_what_it_deleted(workdir: Path) -> None:
+    """`db purge` runs on a fresh database and says what it removed."""
+    result = run(workdir, "db", "purge", "--audit-days", "30")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "deleted 0 expired tokens, 0 rate-limit hits, 0 audit events"
+
+
 def test_production_refuses_an_unmigrated_database(workdir: Path) -> None:
     """In production, the schema is never changed implicitly: run `db upgrade` first."""
     keys = {

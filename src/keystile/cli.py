@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,7 @@ import click
 import typer
 
 from keystile.errors import ConfigurationError, InvalidRequestError, KeystileError
+from keystile.limits.database import DatabaseRateLimiter
 from keystile.runtime import Runtime
 from keystile.settings import Settings, load_settings
 from keystile.store import migrate
@@ -95,6 +97,33 @@ def db_upgrade() -> None:
     finally:
         runtime.close()
     typer.echo(f"database at revision {after} (was {before or 'empty'})")
+
+
+@db_app.command("purge")
+def db_purge(
+    audit_days: Annotated[
+        int | None,
+        typer.Option(help="Also delete audit events older than this many days (default: keep)."),
+    ] = None,
+) -> None:
+    """Delete expired tokens and codes and rate-limit hits older than a day (run from cron)."""
+    runtime = _runtime()
+
+    async def purge() -> tuple[int, int, int]:
+        now = runtime.clock.now()
+        expired = await runtime.tokens.purge_expired(now=now)
+        hits = await DatabaseRateLimiter(runtime.db).purge(before=now - timedelta(days=1))
+        events = 0
+        if audit_days is not None:
+            events = await runtime.audit.purge(before=now - timedelta(days=audit_days))
+        return expired, hits, events
+
+    try:
+        runtime.prepare_database()
+        expired, hits, events = anyio.run(purge)
+    finally:
+        runtime.close()
+    typer.echo(f"deleted {expired} expired tokens, {hits} rate-limit hits, {events} audit events")
 
 
 def _read_password(password_stdin: bool) -> str:

@@ -9,11 +9,16 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, select
 
 from keystile.limits.rate import Decision, Rate, allowed, check_hit, denied
 from keystile.store.database import Database
 from keystile.store.tables import rate_limit_hits as hits
+
+# Built once: on this hot path, building a statement costs more than running it.
+_TRIM = delete(hits).where(hits.c.key == bindparam("trim_key"), hits.c.hit_at <= bindparam("start"))
+_COUNT = select(func.count(), func.min(hits.c.hit_at)).where(hits.c.key == bindparam("count_key"))
+_RECORD = insert(hits).values(key=bindparam("key"), hit_at=bindparam("hit_at"))
 
 
 class DatabaseRateLimiter:
@@ -58,13 +63,11 @@ class DatabaseRateLimiter:
         start = now - rate.window
         with self.db.write() as conn:
             self._lock(conn, key)
-            conn.execute(delete(hits).where(hits.c.key == key, hits.c.hit_at <= start))
-            counted, oldest = conn.execute(
-                select(func.count(), func.min(hits.c.hit_at)).where(hits.c.key == key)
-            ).one()
+            conn.execute(_TRIM, {"trim_key": key, "start": start})
+            counted, oldest = conn.execute(_COUNT, {"count_key": key}).one()
             if counted >= rate.limit:
                 return denied(rate, oldest=oldest, now=now)
-            conn.execute(insert(hits).values(key=key, hit_at=now))
+            conn.execute(_RECORD, {"key": key, "hit_at": now})
         return allowed(rate, counted=counted + 1)
 
     def _reset(self, key: str) -> None:

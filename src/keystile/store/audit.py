@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, func, insert, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, select
 
 from keystile.store.database import Database, in_thread
 from keystile.store.tables import audit_events
@@ -94,6 +94,14 @@ class AuditStore:
             query = query.where(audit_events.c.action.in_(sorted(actions)))
         with self.db.read() as conn:
             return int(conn.execute(query).scalar_one())
+
+    @in_thread
+    def purge(self, *, before: datetime) -> int:
+        """Delete events older than ``before`` (a retention policy); returns how many."""
+        with self.db.write() as conn:
+            return conn.execute(
+                delete(audit_events).where(audit_events.c.occurred_at < before)
+            ).rowcount
 
     @in_thread
     def recent(self, *, limit: int = 50) -> list[AuditEvent]:
