@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -157,3 +158,47 @@ def redis_server() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextmanager
+def keystile_server(cwd: Path, env: dict[str, str], *args: str) -> Iterator[str]:
+    """``keystile serve`` as a real process in ``cwd``; yields its base URL.
+
+    ``env`` is added to the environment after every inherited ``KEYSTILE_*``
+    variable is dropped, so only what the test sets applies.
+    """
+    import httpx
+
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTILE_")}
+    environment.update(env)
+    log = (cwd / f"serve-{port}.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keystile", "serve", "--port", str(port), *args],
+        cwd=cwd,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    output = (cwd / f"serve-{port}.log").read_text()[-2000:]
+                    raise AssertionError(f"keystile serve did not start:\n{output}") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        log.close()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.servers import free_port
+from tests.servers import keystile_server
 
 KEYSTILE = [sys.executable, "-m", "keystile"]
 
@@ -107,34 +106,8 @@ def test_production_refuses_an_unmigrated_database(workdir: Path) -> None:
 @pytest.fixture
 def server(workdir: Path) -> Iterator[str]:
     """`keystile serve` on a free port in the working folder; stopped afterwards."""
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTILE_")}
-    environment["KEYSTILE_PASSWORD_HASH_PRESET"] = "test"
-    process = subprocess.Popen(
-        [*KEYSTILE, "serve", "--port", str(port)],
-        cwd=workdir,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/openapi.json", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"serve did not start: {process.stderr.read() if process.stderr else ''}"
-                    ) from None
-                time.sleep(0.1)
+    with keystile_server(workdir, {"KEYSTILE_PASSWORD_HASH_PRESET": "test"}) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def test_serve_answers_a_password_sign_in_for_a_cli_created_user(
