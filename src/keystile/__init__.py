@@ -18,7 +18,9 @@ from keystile.errors import (
 )
 from keystile.flows.sessions import Authenticated, Session
 from keystile.identity import normalize_email, normalize_identity
-from keystile.runtime import Runtime
+from keystile.limits.protection import Attempt, HookProtection
+from keystile.runtime import Extensions, Runtime
+from keystile.senders.base import Message, Sender, SendError
 from keystile.settings import Settings, load_settings
 from keystile.store.users import User
 from keystile.web.app import Keystile, create_app
@@ -27,17 +29,23 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyRegisteredError",
+    "Attempt",
     "Authenticated",
     "AuthenticationFailedError",
     "Clock",
     "ConfigurationError",
+    "Extensions",
+    "HookProtection",
     "InvalidRequestError",
     "Keystile",
     "KeystileError",
     "ManualClock",
+    "Message",
     "NotFoundError",
     "Runtime",
     "SchemaOutdatedError",
+    "SendError",
+    "Sender",
     "Session",
     "Settings",
     "SystemClock",

@@ -6,6 +6,8 @@ Nothing here decides anything; it only wires.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from keystile.clock import Clock, SystemClock
@@ -17,6 +19,7 @@ from keystile.limits.memory import MemoryRateLimiter
 from keystile.limits.protection import (
     AuditLogProtection,
     BruteForceGuard,
+    HookProtection,
     Protection,
     RateLimitProtection,
     parse_rate,
@@ -44,6 +47,25 @@ from keystile.strategies.password.service import PasswordService
 from keystile.tokens import TokenCodec
 
 
+@dataclass(frozen=True, slots=True)
+class Extensions:
+    """What a library user plugs in that settings cannot express.
+
+    Attributes:
+        sender: replaces the sender chosen by ``KEYSTILE_SENDER``.
+        otp_generator: a custom code generator (see
+            :class:`~keystile.strategies.otp.config.CodeGenerator`); the entropy
+            check is skipped and the responsibility moves to its author.
+        hooks: custom brute-force decisions, added to every strategy's guard;
+            each sees the :class:`~keystile.limits.protection.Attempt` (strategy,
+            action, identity, address, time) and allows or denies.
+    """
+
+    sender: Sender | None = None
+    otp_generator: object | None = None
+    hooks: Sequence[HookProtection] = field(default_factory=tuple)
+
+
 class Runtime:
     """Every service of one deployment, wired from ``settings``.
 
@@ -51,11 +73,18 @@ class Runtime:
         ConfigurationError: a key is missing or the database URL is unusable.
     """
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        extensions: Extensions | None = None,
+    ) -> None:
         missing = settings.missing_keys()
         if missing:
             raise ConfigurationError([f"KEYSTILE_{name.upper()} is not set" for name in missing])
         self.settings = settings
+        self.extensions = extensions or Extensions()
         self.clock: Clock = clock or SystemClock()
         try:
             self.db = Database(
@@ -85,7 +114,7 @@ class Runtime:
         )
         problems: list[str] = []
         self.limiter = self._build_limiter(problems)
-        self.sender = self._build_sender(problems)
+        self.sender = self.extensions.sender or self._build_sender(problems)
         self.mailbox = self.sender.mailbox if isinstance(self.sender, ConsoleSender) else None
         self.dispatcher = Dispatcher(self.sender)
 
@@ -107,7 +136,8 @@ class Runtime:
                         self.limiter,
                         {"sign_in": password_rate, "register": password_rate},
                         by_client_address=settings.rate_limit_by_client_address,
-                    )
+                    ),
+                    *self.extensions.hooks,
                 ]
             ),
             audit=self.audit_trail,
@@ -125,6 +155,7 @@ class Runtime:
                 single_use=settings.otp_single_use,
                 registration_enabled=settings.otp_registration_enabled,
                 max_attempts_per_code=settings.otp_max_attempts,
+                generator=self.extensions.otp_generator,
             )
             problems += configuration_problems(otp_config)
             self.otp = OtpService(
@@ -206,6 +237,7 @@ class Runtime:
                     window=timedelta(seconds=settings.audit_log_window_seconds),
                 )
             )
+        protections.extend(self.extensions.hooks)
         return BruteForceGuard(protections)
 
     def prepare_database(self) -> None:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from keystile.clock import Clock
-from keystile.runtime import Runtime
+from keystile.runtime import Extensions, Runtime
 from keystile.settings import Settings
 from keystile.strategies.otp.routes import otp_router
 from keystile.strategies.password.routes import password_router
@@ -32,8 +32,14 @@ class Keystile:
     schema check in production) and :meth:`aclose` at shutdown.
     """
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
-        self.runtime = Runtime(settings, clock=clock)
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        extensions: Extensions | None = None,
+    ) -> None:
+        self.runtime = Runtime(settings, clock=clock, extensions=extensions)
         self.settings = settings
 
     @property
@@ -97,9 +103,11 @@ def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, extensions: Extensions | None = None
+) -> FastAPI:
     """The standalone Keystile service as an ASGI app."""
-    keystile = Keystile(settings, clock=clock)
+    keystile = Keystile(settings, clock=clock, extensions=extensions)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
