@@ -59,6 +59,11 @@ def test_user_create_reads_the_password_from_stdin_and_lists(workdir: Path) -> N
         ),
         (("user", "list"), {"KEYSTILE_DATABASE_URL": "mysql://x"}, "error: KEYSTILE_DATABASE_URL"),
         (("--config", "missing.toml", "user", "list"), {}, "error: configuration file"),
+        (
+            ("serve", "--workers", "2"),
+            {"KEYSTILE_RATE_LIMIT_BACKEND": "memory"},
+            "error: KEYSTILE_RATE_LIMIT_BACKEND=memory keeps limits per process",
+        ),
     ],
 )
 def test_errors_are_one_line_without_traceback(

@@ -70,6 +70,13 @@ def serve(
     import uvicorn
 
     settings = load_settings()  # creates development keys once, before workers start
+    if workers > 1 and settings.rate_limit_backend == "memory":
+        raise ConfigurationError(
+            [
+                "KEYSTILE_RATE_LIMIT_BACKEND=memory keeps limits per process: with --workers "
+                f"{workers} each would allow the full limit; use database or redis"
+            ]
+        )
     runtime = Runtime(settings)
     try:
         runtime.prepare_database()

@@ -18,6 +18,8 @@ ends a request.
      +-- UnavailableError          unavailable           (store or limiter unreachable: fail closed)
      +-- SchemaOutdatedError       schema_outdated       (database needs ``keystile db upgrade``)
      +-- NotFoundError             not_found             (administration: no such user)
+     +-- senders.SendError         send_failed           (delivery failed; logged and audited,
+                                                          never shown to the requester)
 """
 
 from __future__ import annotations

@@ -58,15 +58,6 @@ async def test_parallel_registrations_of_one_email_create_one_user(db: Database)
     assert len(await users.list()) == 1
 
 
-async def test_get_or_create_is_idempotent(db: Database) -> None:
-    """The second call returns the user the first created."""
-    users = UserStore(db)
-    first = await users.get_or_create("new@example.com", now=NOW)
-    second = await users.get_or_create("new@example.com", now=NOW + timedelta(seconds=1))
-    assert first.id == second.id
-    assert first.password_hash is None
-
-
 async def test_list_is_ordered_by_creation(db: Database) -> None:
     """Oldest first, with limit and offset."""
     users = UserStore(db)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -71,27 +71,6 @@ class TokenStore:
             result = conn.execute(
                 update(tokens)
                 .where(tokens.c.jti == jti, tokens.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-        return result.rowcount == 1
-
-    @in_thread
-    def consume(self, jtis: Sequence[str], *, purpose: str, subject: str, now: datetime) -> bool:
-        """Atomically use up one live token among ``jtis`` (the candidates of a key ring).
-
-        One ``UPDATE … WHERE revoked_at IS NULL`` checked by row count: of any
-        number of parallel calls with the same code exactly one sees ``True``.
-        """
-        with self.db.write() as conn:
-            result = conn.execute(
-                update(tokens)
-                .where(
-                    tokens.c.jti.in_(list(jtis)),
-                    tokens.c.purpose == purpose,
-                    tokens.c.subject == subject,
-                    tokens.c.revoked_at.is_(None),
-                    tokens.c.expires_at > now,
-                )
                 .values(revoked_at=now)
             )
         return result.rowcount == 1

@@ -88,21 +88,6 @@ class UserStore:
         return user
 
     @in_thread
-    def get_or_create(self, email: str, *, now: datetime) -> User:
-        """The user with ``email``, created (without a password) if there is none."""
-        with self.db.write() as conn:
-            row = conn.execute(select(*USER_COLUMNS).where(users.c.email == email)).first()
-            if row is not None:
-                return user_from_row(row)
-            user_id = uuid.uuid4()
-            conn.execute(
-                insert(users).values(
-                    id=user_id, email=email, password_hash=None, created_at=now, updated_at=now
-                )
-            )
-            return User(id=user_id, email=email, created_at=now, updated_at=now)
-
-    @in_thread
     def get_by_email(self, email: str) -> User | None:
         """The user with normalised ``email``, or ``None``."""
         with self.db.read() as conn:

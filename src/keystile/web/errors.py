@@ -14,6 +14,7 @@ from typing import Any, Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keystile.errors import (
@@ -35,6 +36,7 @@ STATUS_BY_CODE: Final[dict[str, int]] = {
     "already_registered": 409,
     "too_many_attempts": 429,
     "unavailable": 503,
+    "send_failed": 503,
     "schema_outdated": 503,
     "configuration_error": 500,
 }
@@ -100,8 +102,6 @@ async def _on_http_error(_request: Request, error: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(_request: Request, error: Exception) -> JSONResponse:
-    from sqlalchemy.exc import OperationalError
-
     if isinstance(error, OperationalError):
         return error_response(UnavailableError())
     # The type only: an exception message may quote input, and input may be a secret.
