@@ -13,25 +13,20 @@ identities:
 
 from __future__ import annotations
 
-import logging
-
 from keystile.clock import Clock
 from keystile.crypto.keyring import KeyRing
-from keystile.errors import AuthenticationFailedError, InvalidRequestError, TooManyAttemptsError
+from keystile.errors import AuthenticationFailedError
 from keystile.flows.sessions import Authenticated, PendingSession, Sessions
-from keystile.identity import InvalidIdentityError, normalize_email
-from keystile.limits.protection import Attempt
 from keystile.senders.base import Message
 from keystile.senders.dispatch import Dispatcher, FailureCallback
 from keystile.senders.messages import otp_message
 from keystile.store.sign_ins import SignInStore
 from keystile.store.users import User
+from keystile.strategies.attempts import AttemptGate, parse_identity
 from keystile.strategies.audit_trail import AuditTrail
 from keystile.strategies.otp import core
 from keystile.strategies.otp.config import STRATEGY, OtpConfig
 from keystile.tokens import AMR_OTP
-
-logger = logging.getLogger("keystile.otp")
 
 PURPOSE = "otp"
 
@@ -59,35 +54,7 @@ class OtpService:
         self._ring = hashing_keys
         self._clock = clock
         self._service_name = service_name
-
-    def _identity(self, raw: str) -> str:
-        try:
-            return normalize_email(raw)
-        except InvalidIdentityError as error:
-            field = f"user.{self.config.identity_field}"
-            raise InvalidRequestError("The identity is not valid.", {field: error.reason}) from None
-
-    async def _guard(self, action: str, identity: str, client_address: str | None) -> None:
-        now = self._clock.now()
-        try:
-            await self.config.guard.check(
-                Attempt(
-                    strategy=STRATEGY,
-                    action=action,
-                    identity=identity,
-                    client_address=client_address,
-                    now=now,
-                )
-            )
-        except TooManyAttemptsError:
-            await self._audit.blocked(
-                strategy=STRATEGY,
-                action=action,
-                now=now,
-                identity=identity,
-                client_address=client_address,
-            )
-            raise
+        self._gate = AttemptGate(strategy=STRATEGY, guard=config.guard, audit=audit, clock=clock)
 
     async def request(self, identity: str, *, client_address: str | None = None) -> None:
         """Store a new code for ``identity`` and send it if the identity may sign in.
@@ -99,8 +66,8 @@ class OtpService:
             TooManyAttemptsError: a brute-force limit holds (same for every identity).
             UnavailableError: the store or the limiter is unreachable.
         """
-        normalised = self._identity(identity)
-        await self._guard("request", normalised, client_address)
+        normalised = parse_identity(identity)
+        await self._gate.enter("request", normalised, client_address)
         now = self._clock.now()
         code = core.new_code(self.config)
         expires_at = now + self.config.lifetime
@@ -150,8 +117,8 @@ class OtpService:
         client_address: str | None,
         pending: PendingSession | None,
     ) -> User:
-        normalised = self._identity(identity)
-        await self._guard("sign_in", normalised, client_address)
+        normalised = parse_identity(identity)
+        await self._gate.enter("sign_in", normalised, client_address)
         now = self._clock.now()
         submitted = core.normalize_code(self.config, code[: core.MAX_CODE_INPUT])
         user = await self._sign_ins.redeem_code(

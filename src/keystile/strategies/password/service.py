@@ -11,25 +11,17 @@ import anyio.to_thread
 
 from keystile.clock import Clock
 from keystile.crypto.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
-from keystile.errors import AuthenticationFailedError, InvalidRequestError, TooManyAttemptsError
+from keystile.errors import AuthenticationFailedError, InvalidRequestError
 from keystile.flows.sessions import Authenticated, PendingSession, Sessions
-from keystile.identity import InvalidIdentityError, normalize_email
-from keystile.limits.protection import Attempt, BruteForceGuard
+from keystile.limits.protection import BruteForceGuard
 from keystile.store.sign_ins import SignInStore
 from keystile.store.users import User, UserStore
+from keystile.strategies.attempts import AttemptGate, parse_identity
 from keystile.strategies.audit_trail import AuditTrail
 from keystile.strategies.password.config import PasswordConfig
 from keystile.tokens import AMR_PASSWORD
 
 STRATEGY = "password"
-
-
-def parse_email(raw: str, field: str = "user.email") -> str:
-    """Normalise ``raw`` or raise :class:`InvalidRequestError` naming ``field``."""
-    try:
-        return normalize_email(raw)
-    except InvalidIdentityError as error:
-        raise InvalidRequestError("The email is not valid.", {field: error.reason}) from None
 
 
 class PasswordService:
@@ -53,25 +45,8 @@ class PasswordService:
         self._sessions = sessions
         self._sign_ins = sign_ins
         self._clock = clock
-        self._guard = guard
         self._audit = audit
-
-    async def _check_limits(self, action: str, email: str, client_address: str | None) -> None:
-        now = self._clock.now()
-        attempt = Attempt(
-            strategy=STRATEGY, action=action, identity=email, client_address=client_address, now=now
-        )
-        try:
-            await self._guard.check(attempt)
-        except TooManyAttemptsError:
-            await self._audit.blocked(
-                strategy=STRATEGY,
-                action=action,
-                now=now,
-                identity=email,
-                client_address=client_address,
-            )
-            raise
+        self._gate = AttemptGate(strategy=STRATEGY, guard=guard, audit=audit, clock=clock)
 
     async def _authenticate(
         self,
@@ -80,13 +55,13 @@ class PasswordService:
         client_address: str | None,
         pending: PendingSession | None,
     ) -> User:
-        normalised = parse_email(email)
+        normalised = parse_identity(email)
         if len(password) > MAX_PASSWORD_LENGTH:
             raise InvalidRequestError(
                 "The password is too long.",
                 {"user.password": f"must be at most {MAX_PASSWORD_LENGTH} characters"},
             )
-        await self._check_limits("sign_in", normalised, client_address)
+        await self._gate.enter("sign_in", normalised, client_address)
         user = await self._users.get_by_email(normalised)
         stored = user.password_hash if user is not None else None
         valid = await anyio.to_thread.run_sync(self._hasher.verify_or_dummy, stored, password)
@@ -142,7 +117,7 @@ class PasswordService:
             InvalidRequestError: malformed email or a password that is too short or long.
             AlreadyRegisteredError: the email is taken.
         """
-        normalised = parse_email(email)
+        normalised = parse_identity(email)
         if len(password) < self.config.min_length:
             raise InvalidRequestError(
                 "The password is too short.",
@@ -162,6 +137,6 @@ class PasswordService:
         self, email: str, password: str, *, client_address: str | None = None
     ) -> Authenticated:
         """Create a user and sign them in (rate-limited like sign-in)."""
-        await self._check_limits("register", parse_email(email), client_address)
+        await self._gate.enter("register", parse_identity(email), client_address)
         user = await self.create_user(email, password)
         return await self._sessions.start(user, strategies=[STRATEGY], amr=[AMR_PASSWORD])
