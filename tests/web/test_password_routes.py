@@ -73,6 +73,7 @@ def test_wrong_password_and_unknown_email_get_identical_answers(
 
 MALFORMED: list[tuple[str, Any, str]] = [
     ("not json", b"{not json", "body"),
+    ("not utf-8", b"\x80", "body"),
     ("array", [1, 2], "body"),
     ("no user", {}, "user"),
     ("user not object", {"user": "alice"}, "user"),

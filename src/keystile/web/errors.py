@@ -93,6 +93,11 @@ async def _on_validation_error(_request: Request, error: Exception) -> JSONRespo
 
 async def _on_http_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400:
+        # The framework's own parse failure (e.g. a body that is not UTF-8).
+        return error_response(
+            InvalidRequestError("The request body is malformed.", {"body": "cannot be parsed"})
+        )
     code = _HTTP_CODES.get(error.status_code, "http_error")
     return JSONResponse(
         {"error": code, "message": str(error.detail)},
