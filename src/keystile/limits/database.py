@@ -9,16 +9,24 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select
+from sqlalchemy import BigInteger, bindparam, delete, func, insert, select
 
 from keystile.limits.rate import Decision, Rate, allowed, check_hit, denied
 from keystile.store.database import Database
+from keystile.store.prepared import Executor, Prepared
 from keystile.store.tables import rate_limit_hits as hits
 
-# Built once: on this hot path, building a statement costs more than running it.
-_TRIM = delete(hits).where(hits.c.key == bindparam("trim_key"), hits.c.hit_at <= bindparam("start"))
-_COUNT = select(func.count(), func.min(hits.c.hit_at)).where(hits.c.key == bindparam("count_key"))
-_RECORD = insert(hits).values(key=bindparam("key"), hit_at=bindparam("hit_at"))
+# Compiled once (see keystile.store.prepared): one attempt runs all of them.
+_TRIM = Prepared(
+    delete(hits).where(hits.c.key == bindparam("trim_key"), hits.c.hit_at <= bindparam("start"))
+)
+_COUNT = Prepared(
+    select(func.count(), func.min(hits.c.hit_at)).where(hits.c.key == bindparam("count_key"))
+)
+_ADVISORY_LOCK = Prepared(
+    select(func.pg_advisory_xact_lock(bindparam("lock_id", type_=BigInteger())))
+)
+_RECORD = Prepared(insert(hits).values(key=bindparam("key"), hit_at=bindparam("hit_at")))
 
 
 class DatabaseRateLimiter:
@@ -61,13 +69,14 @@ class DatabaseRateLimiter:
     def _hit(self, key: str, rate: Rate, now: datetime) -> Decision:
         check_hit(key, now)
         start = now - rate.window
-        with self.db.write() as conn:
+        with self.db.driver_write() as conn:
             self._lock(conn, key)
-            conn.execute(_TRIM, {"trim_key": key, "start": start})
-            counted, oldest = conn.execute(_COUNT, {"count_key": key}).one()
+            _TRIM.execute(conn, {"trim_key": key, "start": start})
+            row = _COUNT.first(conn, {"count_key": key})
+            counted, oldest = row if row is not None else (0, None)
             if counted >= rate.limit:
                 return denied(rate, oldest=oldest, now=now)
-            conn.execute(_RECORD, {"key": key, "hit_at": now})
+            _RECORD.execute(conn, {"key": key, "hit_at": now})
         return allowed(rate, counted=counted + 1)
 
     def _reset(self, key: str) -> None:
@@ -78,9 +87,9 @@ class DatabaseRateLimiter:
         with self.db.write() as conn:
             return conn.execute(delete(hits).where(hits.c.hit_at <= before)).rowcount
 
-    def _lock(self, conn: Connection, key: str) -> None:
+    def _lock(self, conn: Executor, key: str) -> None:
         if self.db.dialect == "postgresql":
-            conn.execute(select(func.pg_advisory_xact_lock(advisory_lock_id(key))))
+            _ADVISORY_LOCK.first(conn, {"lock_id": advisory_lock_id(key)})
 
 
 def advisory_lock_id(key: str) -> int:

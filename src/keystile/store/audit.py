@@ -6,9 +6,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 
 from keystile.store.database import Database, in_thread
+from keystile.store.prepared import Executor, Prepared
 from keystile.store.tables import audit_events
 
 
@@ -25,10 +26,10 @@ class AuditEvent:
     client_address: str | None = None
 
 
-def insert_event(conn: Connection, event: AuditEvent) -> None:
+def insert_event(conn: Executor, event: AuditEvent) -> None:
     """Insert ``event`` inside the caller's transaction."""
-    conn.execute(
-        _INSERT,
+    _INSERT.execute(
+        conn,
         {
             "occurred_at": event.occurred_at,
             "strategy": event.strategy,
@@ -41,19 +42,21 @@ def insert_event(conn: Connection, event: AuditEvent) -> None:
     )
 
 
-_INSERT = insert(audit_events).values(
-    {
-        name: bindparam(name)
-        for name in (
-            "occurred_at",
-            "strategy",
-            "action",
-            "success",
-            "subject",
-            "identity",
-            "client_address",
-        )
-    }
+_INSERT = Prepared(
+    insert(audit_events).values(
+        {
+            name: bindparam(name)
+            for name in (
+                "occurred_at",
+                "strategy",
+                "action",
+                "success",
+                "subject",
+                "identity",
+                "client_address",
+            )
+        }
+    )
 )
 
 

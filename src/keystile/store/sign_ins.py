@@ -13,17 +13,20 @@ code is consumed: the caller prepares its ``jti`` and expiry up front
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, case, insert, literal, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 
 from keystile.store.audit import AuditEvent, insert_event
 from keystile.store.database import Database, in_thread
+from keystile.store.prepared import Executor, Prepared
 from keystile.store.tables import tokens, users
-from keystile.store.users import USER_COLUMNS, User, user_from_row
+from keystile.store.types import UTCDateTime
+from keystile.store.users import USER_COLUMNS, User, user_from_tuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,19 +38,31 @@ class SessionRow:
     expires_at: datetime
 
 
-_USER_BY_EMAIL = select(*USER_COLUMNS).where(users.c.email == bindparam("email"))
+_USER_BY_EMAIL = Prepared(select(*USER_COLUMNS).where(users.c.email == bindparam("email")))
 
-_INSERT_TOKEN = insert(tokens).values(
-    jti=bindparam("jti"),
-    purpose=bindparam("purpose"),
-    subject=bindparam("subject"),
-    created_at=bindparam("created_at"),
-    expires_at=bindparam("expires_at"),
-    revoked_at=None,
-    extra=None,
+_INSERT_USER = Prepared(
+    insert(users).values(
+        id=bindparam("id"),
+        email=bindparam("email"),
+        password_hash=None,
+        created_at=bindparam("created_at"),
+        updated_at=bindparam("updated_at"),
+    )
 )
 
-_REVOKE_LIVE = (
+_INSERT_TOKEN = Prepared(
+    insert(tokens).values(
+        jti=bindparam("jti"),
+        purpose=bindparam("purpose"),
+        subject=bindparam("subject"),
+        created_at=bindparam("created_at"),
+        expires_at=bindparam("expires_at"),
+        revoked_at=None,
+        extra=None,
+    )
+)
+
+_REVOKE_LIVE = Prepared(
     update(tokens)
     .where(
         tokens.c.subject == bindparam("live_subject"),
@@ -57,12 +72,51 @@ _REVOKE_LIVE = (
     .values(revoked_at=bindparam("revoked_now"))
 )
 
+_LIVE_CODE = (
+    tokens.c.purpose == bindparam("purpose"),
+    tokens.c.subject == bindparam("subject"),
+    tokens.c.revoked_at.is_(None),
+    tokens.c.expires_at > bindparam("now", type_=UTCDateTime()),
+)
+
+_ATTEMPTS = tokens.c.failed_attempts + 1
+
+#: A miss: one more failure on each of the subject's live codes, burning those at the limit.
+_COUNT_MISS = Prepared(
+    update(tokens)
+    .where(*_LIVE_CODE)
+    .values(
+        failed_attempts=_ATTEMPTS,
+        revoked_at=case(
+            (bindparam("max_failures") <= _ATTEMPTS, bindparam("burn_at", type_=UTCDateTime())),
+            else_=None,
+        ),
+    )
+)
+
+
+@functools.cache
+def _code_match(candidates: int, single_use: bool) -> Prepared:
+    """Use up (or, not single use, find) a live code among ``candidates`` ids."""
+    match = (
+        *_LIVE_CODE,
+        tokens.c.jti.in_([bindparam(f"id{index}") for index in range(candidates)]),
+        tokens.c.failed_attempts < bindparam("max_failures"),
+    )
+    if single_use:
+        return Prepared(
+            update(tokens)
+            .where(*match)
+            .values(revoked_at=bindparam("used_at", type_=UTCDateTime()))
+        )
+    return Prepared(select(tokens.c.jti).where(*match).limit(1))
+
 
 def _insert_token(
-    conn: Connection, *, jti: str, purpose: str, subject: str, now: datetime, expires: datetime
+    conn: Executor, *, jti: str, purpose: str, subject: str, now: datetime, expires: datetime
 ) -> None:
-    conn.execute(
-        _INSERT_TOKEN,
+    _INSERT_TOKEN.execute(
+        conn,
         {
             "jti": jti,
             "purpose": purpose,
@@ -73,13 +127,13 @@ def _insert_token(
     )
 
 
-def _user_by_email(conn: Connection, email: str) -> User | None:
-    row = conn.execute(_USER_BY_EMAIL, {"email": email}).first()
-    return user_from_row(row) if row is not None else None
+def _user_by_email(conn: Executor, email: str) -> User | None:
+    row = _USER_BY_EMAIL.first(conn, {"email": email})
+    return user_from_tuple(row) if row is not None else None
 
 
 def _consume_code(
-    conn: Connection,
+    conn: Executor,
     code_ids: Sequence[str],
     *,
     purpose: str,
@@ -95,29 +149,23 @@ def _consume_code(
     miss adds one to ``failed_attempts`` of the subject's live codes and
     burns (revokes) each that reaches ``max_failures``.
     """
-    live = (
-        tokens.c.purpose == purpose,
-        tokens.c.subject == subject,
-        tokens.c.revoked_at.is_(None),
-        tokens.c.expires_at > now,
-    )
-    match = (*live, tokens.c.jti.in_(list(code_ids)), tokens.c.failed_attempts < max_failures)
+    values: dict[str, object] = {
+        "purpose": purpose,
+        "subject": subject,
+        "now": now,
+        "max_failures": max_failures,
+        "used_at": now,
+        "burn_at": now,
+    }
+    values.update({f"id{index}": code_id for index, code_id in enumerate(code_ids)})
+    statement = _code_match(len(code_ids), single_use)
     if single_use:
-        hit = conn.execute(update(tokens).where(*match).values(revoked_at=now)).rowcount
+        hit = statement.execute(conn, values) > 0
     else:
-        hit = len(conn.execute(select(tokens.c.jti).where(*match)).all())
+        hit = statement.first(conn, values) is not None
     if hit:
         return True
-    attempts = tokens.c.failed_attempts + 1
-    burned_at = literal(now, tokens.c.revoked_at.type)
-    conn.execute(
-        update(tokens)
-        .where(*live)
-        .values(
-            failed_attempts=attempts,
-            revoked_at=case((attempts >= max_failures, burned_at), else_=None),
-        )
-    )
+    _COUNT_MISS.execute(conn, values)
     return False
 
 
@@ -145,10 +193,10 @@ class SignInStore:
         to a known user, or to anyone when registration is on. The audit
         record's ``success`` and ``subject`` are filled in here.
         """
-        with self.db.write() as conn:
+        with self.db.driver_write() as conn:
             user = _user_by_email(conn, identity)
-            conn.execute(
-                _REVOKE_LIVE,
+            _REVOKE_LIVE.execute(
+                conn,
                 {"live_subject": identity, "live_purpose": purpose, "revoked_now": now},
             )
             _insert_token(
@@ -180,7 +228,7 @@ class SignInStore:
         With ``register``, a correct code for an identity without an account
         creates the user in the same transaction; a wrong one creates nothing.
         """
-        with self.db.write() as conn:
+        with self.db.driver_write() as conn:
             matched = _consume_code(
                 conn,
                 code_ids,
@@ -193,14 +241,8 @@ class SignInStore:
             user = _user_by_email(conn, identity) if matched else None
             if matched and user is None and register:
                 user = User(id=uuid.uuid4(), email=identity, created_at=now, updated_at=now)
-                conn.execute(
-                    insert(users).values(
-                        id=user.id,
-                        email=identity,
-                        password_hash=None,
-                        created_at=now,
-                        updated_at=now,
-                    )
+                _INSERT_USER.execute(
+                    conn, {"id": user.id, "email": identity, "created_at": now, "updated_at": now}
                 )
             insert_event(
                 conn,
@@ -222,7 +264,7 @@ class SignInStore:
         self, *, user: User | None, session: SessionRow | None, audit: AuditEvent, now: datetime
     ) -> None:
         """Audit an attempt and, when it succeeded, record its session: one transaction."""
-        with self.db.write() as conn:
+        with self.db.driver_write() as conn:
             insert_event(conn, audit)
             if user is not None and session is not None:
                 _insert_token(

@@ -10,18 +10,22 @@ from typing import Any
 from sqlalchemy import bindparam, delete, exists, insert, select, update
 
 from keystile.store.database import Database, in_thread
+from keystile.store.prepared import Prepared
 from keystile.store.tables import tokens, users
-from keystile.store.users import USER_COLUMNS, User, user_from_row
+from keystile.store.types import UTCDateTime
+from keystile.store.users import USER_COLUMNS, User, user_from_tuple
 
-# Built once: constructing a statement costs more than running it on the hot path.
-_ACTIVE_USER = select(*USER_COLUMNS).where(
-    users.c.id == bindparam("user_id"),
-    exists().where(
-        tokens.c.jti == bindparam("jti"),
-        tokens.c.subject == bindparam("subject"),
-        tokens.c.revoked_at.is_(None),
-        tokens.c.expires_at > bindparam("now"),
-    ),
+# Compiled once: this is the token check of every authenticated request.
+_ACTIVE_USER = Prepared(
+    select(*USER_COLUMNS).where(
+        users.c.id == bindparam("user_id"),
+        exists().where(
+            tokens.c.jti == bindparam("jti"),
+            tokens.c.subject == bindparam("subject"),
+            tokens.c.revoked_at.is_(None),
+            tokens.c.expires_at > bindparam("now", type_=UTCDateTime()),
+        ),
+    )
 )
 
 
@@ -60,9 +64,9 @@ class TokenStore:
     def active_user(self, *, jti: str, user_id: uuid.UUID, now: datetime) -> User | None:
         """The user behind a live (unrevoked, unexpired) token, in one query; else ``None``."""
         parameters = {"user_id": user_id, "jti": jti, "subject": str(user_id), "now": now}
-        with self.db.read() as conn:
-            row = conn.execute(_ACTIVE_USER, parameters).first()
-        return user_from_row(row) if row is not None else None
+        with self.db.driver_read() as conn:
+            row = _ACTIVE_USER.first(conn, parameters)
+        return user_from_tuple(row) if row is not None else None
 
     @in_thread
     def revoke(self, jti: str, *, now: datetime) -> bool:

@@ -42,6 +42,18 @@ def user_from_row(row: Row[*tuple[Any, ...]]) -> User:
     )
 
 
+def user_from_tuple(row: tuple[Any, ...]) -> User:
+    """A :class:`User` from a prepared-statement row of :data:`USER_COLUMNS`, in order."""
+    user_id, email, password_hash, created_at, updated_at = row
+    return User(
+        id=user_id,
+        email=email,
+        password_hash=password_hash,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
 USER_COLUMNS = (
     users.c.id,
     users.c.email,
