@@ -101,3 +101,51 @@ def test_forged_tokens_are_refused(attack: str) -> None:
         token = "a" * 10_000
     with pytest.raises(InvalidTokenError):
         codec.decode(token, purpose="access", now=NOW)
+
+
+def _signed_with_ring_key(payload: object, *, algorithm: str = "HS256") -> str:
+    """A token carrying a valid signature by the ring's key, whatever it says."""
+    kid = KeyRing([NEW]).current.kid
+    return jwt.api_jws.encode(
+        json.dumps(payload).encode(), NEW, algorithm=algorithm, headers={"kid": kid}
+    )
+
+
+VALID_CLAIMS: dict[str, object] = {
+    "iss": "keystile",
+    "sub": "user-1",
+    "jti": "j",
+    "iat": int(NOW.timestamp()),
+    "exp": int(NOW.timestamp()) + 3600,
+    "purpose": "access",
+}
+
+
+@pytest.mark.parametrize(
+    ("payload", "algorithm"),
+    [
+        pytest.param({**VALID_CLAIMS, "iss": "other"}, "HS256", id="wrong_issuer"),
+        *[
+            pytest.param(
+                {name: value for name, value in VALID_CLAIMS.items() if name != missing},
+                "HS256",
+                id=f"missing_{missing}",
+            )
+            for missing in VALID_CLAIMS
+        ],
+        pytest.param({**VALID_CLAIMS, "sub": 7}, "HS256", id="subject_not_a_string"),
+        pytest.param({**VALID_CLAIMS, "exp": "later"}, "HS256", id="exp_not_an_integer"),
+        pytest.param({**VALID_CLAIMS, "amr": "pwd"}, "HS256", id="amr_not_a_list"),
+        pytest.param([VALID_CLAIMS], "HS256", id="payload_not_an_object"),
+        pytest.param(VALID_CLAIMS, "HS512", id="another_hmac_algorithm"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # HS512, 40-byte key
+def test_validly_signed_but_unacceptable_tokens_are_refused(
+    payload: object, algorithm: str
+) -> None:
+    """A correct signature is not enough: issuer, claims, their types and HS256 are required."""
+    codec = TokenCodec(KeyRing([NEW]), issuer="keystile")
+    assert codec.decode(_signed_with_ring_key(VALID_CLAIMS), purpose="access", now=NOW).jti == "j"
+    with pytest.raises(InvalidTokenError):
+        codec.decode(_signed_with_ring_key(payload, algorithm=algorithm), purpose="access", now=NOW)

@@ -15,16 +15,16 @@ of them upgrade at once, whatever the busy timeout.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import threading
 from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-import anyio.to_thread
-from anyio import CapacityLimiter
 from sqlalchemy import Connection, Dialect, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -73,7 +73,8 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, busy_timeout_seconds: float = 5.0) -> None:
         self.url = normalise_url(url)
         self.dialect = self.url.get_backend_name()
-        self._limiter = CapacityLimiter(pool_size)
+        self._pool_size = pool_size
+        self._executor = self._new_executor()
         self._write_lock: threading.Lock | None = None
         self._driver_unavailable: type[Exception] = OperationalError
         if self.dialect == "sqlite":
@@ -193,14 +194,29 @@ class Database:
             raise
 
     async def run(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run blocking ``func`` in the database thread pool."""
-        return await anyio.to_thread.run_sync(
-            functools.partial(func, *args, **kwargs), limiter=self._limiter
-        )
+        """Run blocking ``func`` in the database thread pool.
+
+        The pool has as many threads as the engine has connections, so a
+        thread never waits for a connection. It is a plain executor rather
+        than ``anyio.to_thread``: on the sign-in path (two hops per request)
+        anyio's per-call bookkeeping cost about a fifth of the request's CPU
+        (measured: 600 -> 750 sign-ins/s). If the caller is cancelled, the
+        call still runs to its end (a transaction is never cut in half).
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(func, *args, **kwargs))
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection; the threads end once their work is done.
+
+        Like the engine, the handle stays usable: new work gets new threads.
+        """
+        executor, self._executor = self._executor, self._new_executor()
+        executor.shutdown(wait=False)
         self.engine.dispose()
+
+    def _new_executor(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self._pool_size, thread_name_prefix="keystile-db")
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_seconds: float) -> None:
