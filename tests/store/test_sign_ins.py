@@ -25,8 +25,8 @@ def session(jti: str = "session-1") -> SessionRow:
     return SessionRow(jti=jti, purpose="access", expires_at=NOW + timedelta(hours=1))
 
 
-async def store_code(store: SignInStore, code_id: str, *, email: str = EMAIL) -> User | None:
-    user, _ = await store.store_code(
+async def store_code(store: SignInStore, code_id: str, *, email: str = EMAIL) -> str | None:
+    subject, _ = await store.store_code(
         identity=email,
         code_id=code_id,
         purpose="otp",
@@ -35,7 +35,7 @@ async def store_code(store: SignInStore, code_id: str, *, email: str = EMAIL) ->
         audit=AuditEvent(occurred_at=NOW, strategy="otp", action="request", success=False),
         deliver_to_unknown=False,
     )
-    return user
+    return subject
 
 
 async def redeem(
@@ -65,11 +65,11 @@ def rows(db: Database, sql: str) -> list[dict[str, Any]]:
         return [dict(row._mapping) for row in conn.execute(text(sql))]
 
 
-async def test_store_code_reports_the_user_and_whether_to_deliver(db: Database) -> None:
-    """Known identity: user and deliver; unknown: no user, no delivery, still stored and audited."""
+async def test_store_code_reports_the_subject_and_whether_to_deliver(db: Database) -> None:
+    """Known identity: its subject and deliver; unknown: neither, still stored and audited."""
     store = SignInStore(db)
     user = await UserStore(db).create(EMAIL, password_hash=None, now=NOW)
-    assert await store_code(store, "c1") == user
+    assert await store_code(store, "c1") == user.subject
     assert await store_code(store, "c2", email="nobody@example.com") is None
     audit = rows(db, "SELECT success, subject FROM keystile_audit_events ORDER BY id")
     assert [(bool(r["success"]), r["subject"]) for r in audit] == [

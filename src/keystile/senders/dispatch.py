@@ -27,13 +27,22 @@ class Dispatcher:
         self.sender = sender
         self._pending: set[asyncio.Task[None]] = set()
 
-    def submit(self, message: Message, *, on_failure: FailureCallback) -> None:
-        """Schedule delivery of ``message`` and return at once."""
-        task = asyncio.get_running_loop().create_task(self._deliver(message, on_failure))
+    def submit(
+        self, message: Message, *, on_failure: FailureCallback, discard: bool = False
+    ) -> None:
+        """Schedule delivery of ``message`` and return at once.
+
+        With ``discard`` the same task is scheduled and sends nothing: callers
+        take this path for an identity that gets no message, so that asking
+        costs the same work either way.
+        """
+        task = asyncio.get_running_loop().create_task(self._deliver(message, on_failure, discard))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _deliver(self, message: Message, on_failure: FailureCallback) -> None:
+    async def _deliver(self, message: Message, on_failure: FailureCallback, discard: bool) -> None:
+        if discard:
+            return
         try:
             await self.sender.send(message)
         except Exception as error:  # any failure of any sender: log, audit, never raise

@@ -40,6 +40,8 @@ class SessionRow:
 
 _USER_BY_EMAIL = Prepared(select(*USER_COLUMNS).where(users.c.email == bindparam("email")))
 
+_USER_ID_BY_EMAIL = Prepared(select(users.c.id).where(users.c.email == bindparam("email")))
+
 _INSERT_USER = Prepared(
     insert(users).values(
         id=bindparam("id"),
@@ -186,15 +188,18 @@ class SignInStore:
         expires_at: datetime,
         audit: AuditEvent,
         deliver_to_unknown: bool,
-    ) -> tuple[User | None, bool]:
+    ) -> tuple[str | None, bool]:
         """Replace the identity's outstanding code and audit the request.
 
-        Returns the user (or ``None``) and whether the code should be sent:
-        to a known user, or to anyone when registration is on. The audit
-        record's ``success`` and ``subject`` are filled in here.
+        Returns the user's subject (or ``None``) and whether the code should
+        be sent: to a known user, or to anyone when registration is on. The
+        audit record's ``success`` and ``subject`` are filled in here. Only
+        the user's id is read, so a known identity costs no more than an
+        unknown one (the answer's timing must not tell them apart).
         """
         with self.db.driver_write() as conn:
-            user = _user_by_email(conn, identity)
+            found = _USER_ID_BY_EMAIL.first(conn, {"email": identity})
+            subject = str(found[0]) if found is not None else None
             _REVOKE_LIVE.execute(
                 conn,
                 {"live_subject": identity, "live_purpose": purpose, "revoked_now": now},
@@ -202,12 +207,9 @@ class SignInStore:
             _insert_token(
                 conn, jti=code_id, purpose=purpose, subject=identity, now=now, expires=expires_at
             )
-            deliver = user is not None or deliver_to_unknown
-            insert_event(
-                conn,
-                replace(audit, success=deliver, subject=user.subject if user else None),
-            )
-        return user, deliver
+            deliver = subject is not None or deliver_to_unknown
+            insert_event(conn, replace(audit, success=deliver, subject=subject))
+        return subject, deliver
 
     @in_thread
     def redeem_code(

@@ -71,7 +71,7 @@ class OtpService:
         now = self._clock.now()
         code = core.new_code(self.config)
         expires_at = now + self.config.lifetime
-        user, deliver = await self._sign_ins.store_code(
+        subject, deliver = await self._sign_ins.store_code(
             identity=normalised,
             code_id=core.code_token_id(self._ring, normalised, code),
             purpose=PURPOSE,
@@ -87,17 +87,20 @@ class OtpService:
             ),
             deliver_to_unknown=self.config.registration_enabled,
         )
-        if deliver:
-            message = otp_message(
-                to=normalised,
-                code=code,
-                expires_at=expires_at,
-                lifetime=self.config.lifetime,
-                service_name=self._service_name,
-            )
-            self._dispatcher.submit(message, on_failure=self._delivery_failed(normalised, user))
+        # Built and submitted either way (discarded when not delivered): the
+        # answer's timing must not tell a known identity from an unknown one.
+        message = otp_message(
+            to=normalised,
+            code=code,
+            expires_at=expires_at,
+            lifetime=self.config.lifetime,
+            service_name=self._service_name,
+        )
+        self._dispatcher.submit(
+            message, on_failure=self._delivery_failed(normalised, subject), discard=not deliver
+        )
 
-    def _delivery_failed(self, identity: str, user: User | None) -> FailureCallback:
+    def _delivery_failed(self, identity: str, subject: str | None) -> FailureCallback:
         async def record(_message: Message, _error: Exception) -> None:
             await self._audit.record(
                 strategy=STRATEGY,
@@ -105,7 +108,7 @@ class OtpService:
                 success=False,
                 now=self._clock.now(),
                 identity=identity,
-                subject=user.subject if user else None,
+                subject=subject,
             )
 
         return record
