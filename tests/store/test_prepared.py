@@ -9,8 +9,6 @@ unreachable store is :class:`UnavailableError`.
 from __future__ import annotations
 
 import sqlite3
-import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -137,41 +135,6 @@ def test_sqlite_locked_past_the_busy_timeout_is_unavailable(tmp_path: Path) -> N
             holder.close()
         with db.driver_write():
             pass  # the pool is healthy again once the lock is gone
-    finally:
-        db.dispose()
-
-
-def test_sqlite_writers_of_one_process_queue_instead_of_timing_out(tmp_path: Path) -> None:
-    """Many threads writing at once all succeed, even with a busy timeout far below the wait.
-
-    Without the per-process queue each thread would spin in SQLite's busy
-    handler and, with a 50 ms timeout, some would fail with "database is locked".
-    """
-    db = Database(f"sqlite:///{tmp_path / 'queue.db'}", pool_size=8, busy_timeout_seconds=0.05)
-    try:
-        with db.write() as conn:
-            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
-        errors: list[BaseException] = []
-
-        def writer(index: int) -> None:
-            try:
-                for _ in range(5):
-                    with db.driver_write() as conn:
-                        cursor = conn.connection.cursor()
-                        cursor.execute("INSERT INTO t (x) VALUES (?)", (index,))
-                        cursor.close()
-                        time.sleep(0.02)  # hold the lock: 7 others wait 140 ms, past the timeout
-            except BaseException as error:
-                errors.append(error)
-
-        threads = [threading.Thread(target=writer, args=(index,)) for index in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
-        with db.read() as conn:
-            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar_one() == 40
     finally:
         db.dispose()
 

@@ -12,8 +12,10 @@ contract, checked by one test suite:
 The window moves (a sliding log of hit times) rather than resetting on a
 fixed boundary, so an attacker cannot spend ``2 * limit`` attempts across a
 boundary. Denied hits are not recorded, so a locked key unlocks on time
-however often it is tried. The ``limits`` library is not used: its
-strategies read the wall clock, and Keystile passes ``now`` in.
+however often it is tried. The ``limits`` library is not used (nor a
+dependency): its strategies read the wall clock, while Keystile passes
+``now`` in so that tests and the audit trail agree on time, and it has no
+SQL storage, which the database backend needs.
 """
 
 from keystile.limits.database import DatabaseRateLimiter

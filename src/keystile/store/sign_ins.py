@@ -26,7 +26,7 @@ from keystile.store.database import Database, in_thread
 from keystile.store.prepared import Executor, Prepared
 from keystile.store.tables import tokens, users
 from keystile.store.types import UTCDateTime
-from keystile.store.users import USER_COLUMNS, User, user_from_tuple
+from keystile.store.users import USER_COLUMNS, User, user_from_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +131,7 @@ def _insert_token(
 
 def _user_by_email(conn: Executor, email: str) -> User | None:
     row = _USER_BY_EMAIL.first(conn, {"email": email})
-    return user_from_tuple(row) if row is not None else None
+    return user_from_row(row) if row is not None else None
 
 
 def _consume_code(

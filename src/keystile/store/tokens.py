@@ -13,7 +13,7 @@ from keystile.store.database import Database, in_thread
 from keystile.store.prepared import Prepared
 from keystile.store.tables import tokens, users
 from keystile.store.types import UTCDateTime
-from keystile.store.users import USER_COLUMNS, User, user_from_tuple
+from keystile.store.users import USER_COLUMNS, User, user_from_row
 
 # Compiled once: this is the token check of every authenticated request.
 _ACTIVE_USER = Prepared(
@@ -66,7 +66,7 @@ class TokenStore:
         parameters = {"user_id": user_id, "jti": jti, "subject": str(user_id), "now": now}
         with self.db.driver_read() as conn:
             row = _ACTIVE_USER.first(conn, parameters)
-        return user_from_tuple(row) if row is not None else None
+        return user_from_row(row) if row is not None else None
 
     @in_thread
     def revoke(self, jti: str, *, now: datetime) -> bool:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from keystile.errors import AlreadyRegisteredError
@@ -31,19 +32,11 @@ class User:
         return str(self.id)
 
 
-def user_from_row(row: Row[*tuple[Any, ...]]) -> User:
-    """A :class:`User` from a row selected with :data:`USER_COLUMNS`."""
-    return User(
-        id=row.id,
-        email=row.email,
-        password_hash=row.password_hash,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+def user_from_row(row: Sequence[Any]) -> User:
+    """A :class:`User` from a row of :data:`USER_COLUMNS`, in that order.
 
-
-def user_from_tuple(row: tuple[Any, ...]) -> User:
-    """A :class:`User` from a prepared-statement row of :data:`USER_COLUMNS`, in order."""
+    Positional, so a SQLAlchemy ``Row`` and a prepared statement's tuple both fit.
+    """
     user_id, email, password_hash, created_at, updated_at = row
     return User(
         id=user_id,
