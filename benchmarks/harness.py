@@ -608,10 +608,12 @@ def measure(
     script: LuaScript | None = None,
     warmup_script: LuaScript | None = None,
     threads: int = WRK_THREADS,
+    timeout_seconds: int | None = None,
 ) -> WrkResult:
     """A warm-up run (figures discarded) and then the measured run, each with wrk.
 
     ``warmup_script`` defaults to ``script``; give single-use bodies their own warm-up list.
+    ``timeout_seconds`` is wrk's per-request timeout (see :func:`run_wrk`).
     """
     if warmup_seconds > 0:
         _progress(f"warming up {label} for {warmup_seconds} s")
@@ -623,6 +625,7 @@ def measure(
             threads=threads,
             headers=headers,
             script=warmup_script or script,
+            timeout_seconds=timeout_seconds,
         )
     _progress(f"measuring {label} for {seconds} s with {connections} connections")
     return run_wrk(
@@ -633,6 +636,7 @@ def measure(
         threads=threads,
         headers=headers,
         script=script,
+        timeout_seconds=timeout_seconds,
     )
 
 
