@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import (
-    BenchmarkError,
     benchmark_env,
+    check_load_options,
     create_user,
     expect_status,
-    install_sigterm_handler,
+    load_options,
+    main_of,
     measure,
     password_sign_in,
     report,
@@ -35,14 +36,9 @@ EMAIL = "bench@example.com"
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10, help="measured run per route")
-    parser.add_argument("--connections", type=int, default=16, help="open HTTP connections")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per route")
+    parser = load_options(__doc__.splitlines()[0])
     args = parser.parse_args(argv)
-    if args.seconds < 1 or args.connections < 2 or args.workers < 1 or args.warmup < 0:
-        parser.error("need --seconds >= 1, --connections >= 2, --workers >= 1, --warmup >= 0")
+    check_load_options(parser, args)
     return args
 
 
@@ -85,12 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: the exit status."""
-    install_sigterm_handler()
-    try:
-        return run(parse_args(argv))
-    except BenchmarkError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return main_of(run, parse_args, argv)
 
 
 if __name__ == "__main__":

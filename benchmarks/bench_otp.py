@@ -32,9 +32,12 @@ from harness import (
     LuaScript,
     Server,
     WrkResult,
+    add_rate_limit_backend,
     benchmark_env,
+    check_load_options,
     expect_status,
-    install_sigterm_handler,
+    load_options,
+    main_of,
     measure,
     report,
     require_wrk,
@@ -58,11 +61,7 @@ CHECK_TAG, PROBE_TAG, WARMUP_TAG, RUN_TAG = "chk", "prb", "wup", "run"
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10, help="measured run per route")
-    parser.add_argument("--connections", type=int, default=16, help="open HTTP connections")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per route")
+    parser = load_options(__doc__.splitlines()[0])
     parser.add_argument(
         "--users",
         type=int,
@@ -75,15 +74,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=3.0,
         help="seed this many times the pairs the probe rate would use (default 3)",
     )
-    parser.add_argument(
-        "--rate-limit-backend",
-        choices=("database", "memory"),
-        default="database",
-        help="KEYSTILE_RATE_LIMIT_BACKEND for the server (Keystile's default: database)",
-    )
+    add_rate_limit_backend(parser)
     args = parser.parse_args(argv)
-    if args.seconds < 1 or args.connections < 2 or args.workers < 1 or args.warmup < 0:
-        parser.error("need --seconds >= 1, --connections >= 2, --workers >= 1, --warmup >= 0")
+    check_load_options(parser, args)
     if args.users is not None and args.users < 2:
         parser.error("need --users >= 2")
     if args.margin < 1:
@@ -216,12 +209,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: the exit status."""
-    install_sigterm_handler()
-    try:
-        return run(parse_args(argv))
-    except BenchmarkError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return main_of(run, parse_args, argv)
 
 
 if __name__ == "__main__":

@@ -49,10 +49,13 @@ from harness import (
     LuaScript,
     Server,
     WrkResult,
+    add_rate_limit_backend,
     benchmark_env,
+    check_load_options,
     describe_environment,
     format_table,
     install_sigterm_handler,
+    load_options,
     measure,
     require_wrk,
     run_wrk,
@@ -84,11 +87,7 @@ class RunFailedError(Exception):
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10, help="measured wrk run per route")
-    parser.add_argument("--connections", type=int, default=16, help="open HTTP connections")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up seconds per route")
+    parser = load_options(__doc__.splitlines()[0])
     parser.add_argument(
         "--samples", type=int, default=2000, help="sequential requests of each kind"
     )
@@ -100,15 +99,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=3.0,
         help="identities per wrk run: this many times what the probe rate would use",
     )
-    parser.add_argument(
-        "--rate-limit-backend",
-        choices=("database", "memory"),
-        default="database",
-        help="KEYSTILE_RATE_LIMIT_BACKEND for the server (Keystile's default: database)",
-    )
+    add_rate_limit_backend(parser)
     args = parser.parse_args(argv)
-    if args.seconds < 1 or args.connections < 2 or args.workers < 1 or args.warmup < 0:
-        parser.error("need --seconds >= 1, --connections >= 2, --workers >= 1, --warmup >= 0")
+    check_load_options(parser, args)
     if args.samples < 10 or args.resamples < 100 or args.margin < 1:
         parser.error("need --samples >= 10, --resamples >= 100, --margin >= 1")
     return args

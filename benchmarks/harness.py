@@ -18,6 +18,7 @@ script from :func:`write_body_cycle_script`; ``bench_echo.py`` shows and checks 
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,6 +67,50 @@ def require_wrk() -> str:
             f"wrk is not installed (not found on PATH): install it with `{WRK_INSTALL_HINT}`"
         )
     return path
+
+
+def load_options(description: str) -> argparse.ArgumentParser:
+    """A parser with the options every benchmark takes.
+
+    ``--seconds`` (measured run per route), ``--connections``, ``--workers`` (uvicorn
+    processes) and ``--warmup`` (seconds per route); :func:`check_load_options` checks them.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seconds", type=int, default=10, help="measured wrk run per route")
+    parser.add_argument("--connections", type=int, default=16, help="open HTTP connections")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up seconds per route")
+    return parser
+
+
+def add_rate_limit_backend(parser: argparse.ArgumentParser) -> None:
+    """``--rate-limit-backend {database,memory}``, the server's ``KEYSTILE_RATE_LIMIT_BACKEND``."""
+    parser.add_argument(
+        "--rate-limit-backend",
+        choices=("database", "memory"),
+        default="database",
+        help="KEYSTILE_RATE_LIMIT_BACKEND for the server (Keystile's default: database)",
+    )
+
+
+def check_load_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a usage error when the options of :func:`load_options` are out of range."""
+    if args.seconds < 1 or args.connections < 2 or args.workers < 1 or args.warmup < 0:
+        parser.error("need --seconds >= 1, --connections >= 2, --workers >= 1, --warmup >= 0")
+
+
+def main_of(
+    run: Callable[[argparse.Namespace], int],
+    parse_args: Callable[[Sequence[str] | None], argparse.Namespace],
+    argv: Sequence[str] | None,
+) -> int:
+    """A benchmark's entry point: exit status 2, with one line, when it could not run."""
+    install_sigterm_handler()
+    try:
+        return run(parse_args(argv))
+    except BenchmarkError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 def install_sigterm_handler() -> None:
