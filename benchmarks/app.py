@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import keystile
+from keystile.web.asgi import freeze_startup_heap
 
 
 class EchoStats:
@@ -59,4 +60,5 @@ def create() -> FastAPI:
     """The Keystile service from the environment, with the ``/bench/*`` routes added."""
     app = keystile.create_app(keystile.load_settings())
     add_bench_routes(app)
+    freeze_startup_heap()  # as keystile serve does
     return app
