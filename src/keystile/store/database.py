@@ -26,7 +26,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import Connection, Dialect, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import PoolProxiedConnection
 
 from keystile.errors import UnavailableError
@@ -98,7 +98,11 @@ class Database:
                 pool_pre_ping=True,
                 connect_args={"connect_timeout": 5},
             )
-        self._driver_unavailable = self.engine.dialect.loaded_dbapi.OperationalError
+        driver = self.engine.dialect.loaded_dbapi
+        self._driver_unavailable = driver.OperationalError
+        #: A unique or foreign-key violation, raised by SQLAlchemy or by the driver
+        #: under a prepared statement.
+        self.integrity_errors: tuple[type[Exception], ...] = (IntegrityError, driver.IntegrityError)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -230,6 +230,41 @@ class SignInStore:
         With ``register``, a correct code for an identity without an account
         creates the user in the same transaction; a wrong one creates nothing.
         """
+        attempt = functools.partial(
+            self._redeem_once,
+            identity=identity,
+            code_ids=code_ids,
+            purpose=purpose,
+            now=now,
+            max_failures=max_failures,
+            single_use=single_use,
+            register=register,
+            session=session,
+            audit=audit,
+        )
+        try:
+            return attempt()
+        except self.db.integrity_errors:
+            if not register:
+                raise
+            # Concurrent first sign-ins of one new identity (a reusable code, on
+            # PostgreSQL) can all miss the user and insert it; the losers' whole
+            # transactions rolled back. Once more, they find the winner's user.
+            return attempt()
+
+    def _redeem_once(
+        self,
+        *,
+        identity: str,
+        code_ids: Sequence[str],
+        purpose: str,
+        now: datetime,
+        max_failures: int,
+        single_use: bool,
+        register: bool,
+        session: SessionRow | None,
+        audit: AuditEvent,
+    ) -> User | None:
         with self.db.driver_write() as conn:
             matched = _consume_code(
                 conn,

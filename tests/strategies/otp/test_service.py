@@ -196,3 +196,40 @@ async def test_a_failed_send_is_logged_and_audited_and_the_answer_is_unchanged(
         ("deliver", False),
     ]
     assert "delivery to a recipient failed: SendError" in caplog.text
+
+
+async def test_parallel_first_sign_ins_of_a_reusable_code_register_one_user(
+    make_settings: Callable[..., Settings], clock: ManualClock
+) -> None:
+    """Registration with a reusable code: twenty concurrent first sign-ins, one new user, no error.
+
+    On PostgreSQL all twenty transactions can miss the user and insert it; the
+    losers of that race must sign in to the winner's account, not fail.
+    """
+    runtime = Runtime(
+        make_settings(
+            otp_sign_in_rate="100/10m",
+            database_pool_size=20,
+            otp_registration_enabled=True,
+            otp_single_use=False,
+        ),
+        clock=clock,
+    )
+    try:
+        assert runtime.otp is not None
+        otp = runtime.otp
+        code = await issue_code(runtime, "new@example.com")
+        subjects: list[str] = []
+
+        async def attempt() -> None:
+            session = await otp.sign_in("new@example.com", code)
+            subjects.append(session.user.subject)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(20):
+                group.start_soon(attempt)
+        users = await runtime.users.list()
+        assert [user.email for user in users] == ["new@example.com"]
+        assert subjects == [users[0].subject] * 20
+    finally:
+        await runtime.aclose()
