@@ -230,71 +230,51 @@ class SignInStore:
         With ``register``, a correct code for an identity without an account
         creates the user in the same transaction; a wrong one creates nothing.
         """
-        attempt = functools.partial(
-            self._redeem_once,
-            identity=identity,
-            code_ids=code_ids,
-            purpose=purpose,
-            now=now,
-            max_failures=max_failures,
-            single_use=single_use,
-            register=register,
-            session=session,
-            audit=audit,
-        )
+
+        def once() -> User | None:
+            with self.db.driver_write() as conn:
+                matched = _consume_code(
+                    conn,
+                    code_ids,
+                    purpose=purpose,
+                    subject=identity,
+                    now=now,
+                    max_failures=max_failures,
+                    single_use=single_use,
+                )
+                user = _user_by_email(conn, identity) if matched else None
+                if matched and user is None and register:
+                    user = User(id=uuid.uuid4(), email=identity, created_at=now, updated_at=now)
+                    _INSERT_USER.execute(
+                        conn,
+                        {"id": user.id, "email": identity, "created_at": now, "updated_at": now},
+                    )
+                insert_event(
+                    conn,
+                    replace(
+                        audit, success=user is not None, subject=user.subject if user else None
+                    ),
+                )
+                if user is not None and session is not None:
+                    _insert_token(
+                        conn,
+                        jti=session.jti,
+                        purpose=session.purpose,
+                        subject=user.subject,
+                        now=now,
+                        expires=session.expires_at,
+                    )
+            return user
+
         try:
-            return attempt()
+            return once()
         except self.db.integrity_errors:
             if not register:
                 raise
             # Concurrent first sign-ins of one new identity (a reusable code, on
             # PostgreSQL) can all miss the user and insert it; the losers' whole
             # transactions rolled back. Once more, they find the winner's user.
-            return attempt()
-
-    def _redeem_once(
-        self,
-        *,
-        identity: str,
-        code_ids: Sequence[str],
-        purpose: str,
-        now: datetime,
-        max_failures: int,
-        single_use: bool,
-        register: bool,
-        session: SessionRow | None,
-        audit: AuditEvent,
-    ) -> User | None:
-        with self.db.driver_write() as conn:
-            matched = _consume_code(
-                conn,
-                code_ids,
-                purpose=purpose,
-                subject=identity,
-                now=now,
-                max_failures=max_failures,
-                single_use=single_use,
-            )
-            user = _user_by_email(conn, identity) if matched else None
-            if matched and user is None and register:
-                user = User(id=uuid.uuid4(), email=identity, created_at=now, updated_at=now)
-                _INSERT_USER.execute(
-                    conn, {"id": user.id, "email": identity, "created_at": now, "updated_at": now}
-                )
-            insert_event(
-                conn,
-                replace(audit, success=user is not None, subject=user.subject if user else None),
-            )
-            if user is not None and session is not None:
-                _insert_token(
-                    conn,
-                    jti=session.jti,
-                    purpose=session.purpose,
-                    subject=user.subject,
-                    now=now,
-                    expires=session.expires_at,
-                )
-        return user
+            return once()
 
     @in_thread
     def finish(
