@@ -21,6 +21,7 @@ identity exists. A limiter that cannot be reached raises
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -120,15 +121,17 @@ class AuditLogProtection:
     async def check(self, attempt: Attempt) -> int | None:
         if attempt.action not in self.protected:
             return None
-        failures = await self.audit.count_failures(
+        nth = await self.audit.nth_latest_failure(
             identity=attempt.identity,
             strategy=attempt.strategy,
             since=attempt.now - self.window,
+            n=self.max_failures,
             actions=self.protected,
         )
-        if failures >= self.max_failures:
-            return int(self.window.total_seconds())
-        return None
+        if nth is None:
+            return None
+        # The block lifts when this failure leaves the window.
+        return max(1, math.ceil((nth + self.window - attempt.now).total_seconds()))
 
 
 HookResult = bool | Awaitable[bool]

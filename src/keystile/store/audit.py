@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 
 from keystile.store.database import Database, in_thread
 from keystile.store.prepared import Executor, Prepared
@@ -73,30 +73,43 @@ class AuditStore:
             insert_event(conn, event)
 
     @in_thread
-    def count_failures(
+    def nth_latest_failure(
         self,
         *,
         identity: str,
         strategy: str,
         since: datetime,
+        n: int,
         actions: Collection[str] | None = None,
-    ) -> int:
-        """Failed attempts for ``identity`` with ``strategy`` after ``since``.
+    ) -> datetime | None:
+        """When the ``n``-th most recent failure of ``identity`` after ``since`` happened.
 
-        ``actions`` limits the count to those actions (blocked attempts are
+        ``None`` when there are fewer than ``n``. For a block of "``n``
+        failures within a window" this is both the verdict (blocked if not
+        ``None``) and the time the block lifts (this failure plus the window),
+        in one indexed query that reads at most ``n`` rows.
+
+        ``actions`` limits the search to those actions (blocked attempts are
         recorded under ``<action>_blocked`` and so are not counted by naming
         the plain actions: a lockout does not extend itself).
         """
-        query = select(func.count()).where(
-            audit_events.c.identity == identity,
-            audit_events.c.strategy == strategy,
-            audit_events.c.success.is_(False),
-            audit_events.c.occurred_at > since,
+        query = (
+            select(audit_events.c.occurred_at)
+            .where(
+                audit_events.c.identity == identity,
+                audit_events.c.strategy == strategy,
+                audit_events.c.success.is_(False),
+                audit_events.c.occurred_at > since,
+            )
+            .order_by(audit_events.c.occurred_at.desc())
+            .limit(1)
+            .offset(n - 1)
         )
         if actions is not None:
             query = query.where(audit_events.c.action.in_(sorted(actions)))
         with self.db.read() as conn:
-            return int(conn.execute(query).scalar_one())
+            found: datetime | None = conn.execute(query).scalar_one_or_none()
+        return found
 
     @in_thread
     def purge(self, *, before: datetime) -> int:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
+from keystile.clock import ManualClock
 from keystile.settings import Settings
 from tests.servers import free_port
 from tests.strategies.otp.conftest import Inbox
@@ -138,6 +140,28 @@ def test_audit_log_protection_blocks_after_failures(
         assert sign_in(client, VICTIM, "AAAAAA").status_code == 401
     assert sign_in(client, VICTIM, "AAAAAA").status_code == 429
     assert sign_in(client, "other@example.com", "AAAAAA").status_code == 401
+
+
+def test_an_audit_log_block_says_when_it_lifts_and_lifts_then(
+    make_client: Callable[[Settings], TestClient],
+    otp_settings: Callable[..., Settings],
+    settings: Settings,
+    clock: ManualClock,
+) -> None:
+    """Retry-After is the time until the oldest counted failure leaves the window."""
+    client = make_client(otp_settings(otp_brute_force="audit_log"))
+    add_user(settings, VICTIM)
+    for _ in range(5):  # failures at 0, 30, 60, 90 and 120 s
+        assert sign_in(client, VICTIM, "AAAAAA").status_code == 401
+        clock.advance(timedelta(seconds=30))
+    blocked = sign_in(client, VICTIM, "AAAAAA")  # at 150 s; the first leaves at 300 s
+    assert blocked.status_code == 429
+    assert blocked.headers["retry-after"] == "150"
+    clock.advance(timedelta(seconds=149))
+    assert sign_in(client, VICTIM, "AAAAAA").headers["retry-after"] == "1"
+    clock.advance(timedelta(seconds=1))
+    assert sign_in(client, VICTIM, "AAAAAA").status_code == 401  # four left in the window
+    assert sign_in(client, VICTIM, "AAAAAA").headers["retry-after"] == "30"
 
 
 def test_the_redis_backend_counts_across_app_instances(
