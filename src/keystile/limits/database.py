@@ -66,18 +66,28 @@ class DatabaseRateLimiter:
         """
         return await self.db.run(self._purge, before)
 
-    def _hit(self, key: str, rate: Rate, now: datetime) -> Decision:
+    def hit_in(self, conn: Executor, key: str, rate: Rate, now: datetime) -> Decision:
+        """:meth:`hit` inside the caller's write transaction on this limiter's database.
+
+        For a sign-in that counts the attempt and verifies it in one
+        transaction (see :meth:`BruteForceGuard.check`): one write-lock turn
+        instead of two. The hit is as atomic as in :meth:`hit` (the
+        transaction holds the write lock, or on PostgreSQL the key's advisory
+        lock, until it ends) and is kept only if that transaction commits.
+        """
         check_hit(key, now)
-        start = now - rate.window
-        with self.db.driver_write() as conn:
-            self._lock(conn, key)
-            _TRIM.execute(conn, {"trim_key": key, "start": start})
-            row = _COUNT.first(conn, {"count_key": key})
-            counted, oldest = row if row is not None else (0, None)
-            if counted >= rate.limit:
-                return denied(rate, oldest=oldest, now=now)
-            _RECORD.execute(conn, {"key": key, "hit_at": now})
+        self._lock(conn, key)
+        _TRIM.execute(conn, {"trim_key": key, "start": now - rate.window})
+        row = _COUNT.first(conn, {"count_key": key})
+        counted, oldest = row if row is not None else (0, None)
+        if counted >= rate.limit:
+            return denied(rate, oldest=oldest, now=now)
+        _RECORD.execute(conn, {"key": key, "hit_at": now})
         return allowed(rate, counted=counted + 1)
+
+    def _hit(self, key: str, rate: Rate, now: datetime) -> Decision:
+        with self.db.driver_write() as conn:
+            return self.hit_in(conn, key, rate, now)
 
     def _reset(self, key: str) -> None:
         with self.db.write() as conn:

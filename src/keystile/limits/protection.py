@@ -28,8 +28,11 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from keystile.errors import TooManyAttemptsError
+from keystile.limits.database import DatabaseRateLimiter
 from keystile.limits.rate import Rate, RateLimiter
 from keystile.store.audit import AuditStore
+from keystile.store.database import Database
+from keystile.store.prepared import Executor
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,22 +86,26 @@ class RateLimitProtection:
         rate = self.rates[action]
         return Rate(limit=rate.limit * 10, window=rate.window)
 
-    async def check(self, attempt: Attempt) -> int | None:
+    def hits(self, attempt: Attempt) -> list[tuple[str, Rate]]:
+        """The limiter keys and rates ``attempt`` counts against (none if its action is unrated)."""
         rate = self.rates.get(attempt.action)
         if rate is None:
-            return None
+            return []
         prefix = f"{attempt.strategy}:{attempt.action}"
-        decision = await self.limiter.hit(f"{prefix}:id:{attempt.identity}", rate, now=attempt.now)
-        wait = None if decision.allowed else decision.retry_after
+        keyed = [(f"{prefix}:id:{attempt.identity}", rate)]
         if self.by_client_address and attempt.client_address:
-            by_address = await self.limiter.hit(
-                f"{prefix}:ip:{attempt.client_address}",
-                self._address_rate(attempt.action),
-                now=attempt.now,
+            keyed.append(
+                (f"{prefix}:ip:{attempt.client_address}", self._address_rate(attempt.action))
             )
-            if not by_address.allowed:
-                wait = max(wait or 0, by_address.retry_after)
-        return wait
+        return keyed
+
+    async def check(self, attempt: Attempt) -> int | None:
+        waits = []
+        for key, rate in self.hits(attempt):  # every key counts the attempt
+            decision = await self.limiter.hit(key, rate, now=attempt.now)
+            if not decision.allowed:
+                waits.append(decision.retry_after)
+        return max(waits, default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +180,27 @@ def parse_rate(text: str) -> Rate:
     return Rate(limit=int(limit), window=timedelta(seconds=int(window[:-1]) * _UNITS[unit]))
 
 
+@dataclass(frozen=True, slots=True)
+class DeferredHits:
+    """Rate-limit hits an attempt still owes, to be made inside the caller's write transaction.
+
+    See :meth:`BruteForceGuard.check`. :meth:`admit` runs first in that
+    transaction, before anything is verified.
+    """
+
+    hits: tuple[tuple[DatabaseRateLimiter, str, Rate], ...]
+    now: datetime
+
+    def admit(self, conn: Executor) -> int | None:
+        """Make every hit; ``None`` to go on, or seconds until a retry may succeed."""
+        waits = [
+            decision.retry_after
+            for limiter, key, rate in self.hits
+            if not (decision := limiter.hit_in(conn, key, rate, self.now)).allowed
+        ]
+        return max(waits, default=None)
+
+
 class BruteForceGuard:
     """The protections of one strategy, run together before each attempt."""
 
@@ -189,20 +217,37 @@ class BruteForceGuard:
             isinstance(protection, AuditLogProtection) for protection in self.protections
         )
 
-    async def check(self, attempt: Attempt) -> None:
+    async def check(
+        self, attempt: Attempt, *, defer_to: Database | None = None
+    ) -> DeferredHits | None:
         """Count the attempt with every protection wired to its action.
 
-        All of them run (so each counts the attempt), then the longest wait wins.
+        All of them run (so each counts the attempt), then the longest wait
+        wins. With ``defer_to``, rate limits kept by a
+        :class:`DatabaseRateLimiter` on that database are not hit here but
+        returned, for the caller to make with :meth:`DeferredHits.admit` as
+        the first step of its own write transaction there: the attempt is
+        counted and verified under one write-lock turn instead of two. If
+        another protection already refuses, they are not made: the attempt
+        is refused without being verified either way.
 
         Raises:
-            TooManyAttemptsError: any protection denies.
+            TooManyAttemptsError: any protection run here denies.
             UnavailableError: a protection's store is unreachable.
         """
-        waits = [
-            wait
-            for protection in self.protections
-            if attempt.action in protection.actions
-            and (wait := await protection.check(attempt)) is not None
-        ]
+        deferred: list[tuple[DatabaseRateLimiter, str, Rate]] = []
+        waits: list[int] = []
+        for protection in self.protections:
+            if attempt.action not in protection.actions:
+                continue
+            if isinstance(protection, RateLimitProtection):
+                limiter = protection.limiter
+                if isinstance(limiter, DatabaseRateLimiter) and limiter.db is defer_to:
+                    deferred.extend((limiter, key, rate) for key, rate in protection.hits(attempt))
+                    continue
+            wait = await protection.check(attempt)
+            if wait is not None:
+                waits.append(wait)
         if waits:
             raise TooManyAttemptsError(retry_after=max(waits))
+        return DeferredHits(tuple(deferred), attempt.now) if deferred else None

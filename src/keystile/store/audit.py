@@ -12,6 +12,10 @@ from keystile.store.database import Database, in_thread
 from keystile.store.prepared import Executor, Prepared
 from keystile.store.tables import audit_events
 
+BLOCKED_SUFFIX = "_blocked"
+"""Appended to the action of an attempt a brute-force limit refused: such
+records are not failures of the action, so a lockout does not extend itself."""
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:

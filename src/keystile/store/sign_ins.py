@@ -15,18 +15,23 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import bindparam, case, insert, select, update
 
-from keystile.store.audit import AuditEvent, insert_event
+from keystile.errors import TooManyAttemptsError
+from keystile.store.audit import BLOCKED_SUFFIX, AuditEvent, insert_event
 from keystile.store.database import Database, in_thread
 from keystile.store.prepared import Executor, Prepared
 from keystile.store.tables import tokens, users
 from keystile.store.types import UTCDateTime
 from keystile.store.users import USER_COLUMNS, User, user_from_row
+
+Admission = Callable[[Executor], int | None]
+"""The first step of a sign-in transaction: count the attempt; ``None`` to go on,
+or the seconds a refused caller must wait (see ``DeferredHits.admit``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +139,14 @@ def _user_by_email(conn: Executor, email: str) -> User | None:
     return user_from_row(row) if row is not None else None
 
 
+def _register(conn: Executor, email: str, now: datetime) -> User:
+    user = User(id=uuid.uuid4(), email=email, created_at=now, updated_at=now)
+    _INSERT_USER.execute(
+        conn, {"id": user.id, "email": email, "created_at": now, "updated_at": now}
+    )
+    return user
+
+
 def _consume_code(
     conn: Executor,
     code_ids: Sequence[str],
@@ -224,16 +237,25 @@ class SignInStore:
         register: bool,
         session: SessionRow | None,
         audit: AuditEvent,
+        admit: Admission | None = None,
     ) -> User | None:
         """Consume a code and, on success, record the new session; audit either way.
 
         With ``register``, a correct code for an identity without an account
         creates the user in the same transaction; a wrong one creates nothing.
+        ``admit`` runs first in the transaction (a brute-force limit's hits);
+        if it answers a wait, nothing is verified, the attempt is audited as
+        blocked, and :class:`TooManyAttemptsError` is raised after the commit.
+
+        Raises:
+            TooManyAttemptsError: ``admit`` refused the attempt.
         """
 
         def once() -> User | None:
+            user: User | None = None
             with self.db.driver_write() as conn:
-                matched = _consume_code(
+                wait = admit(conn) if admit is not None else None
+                if wait is None and _consume_code(
                     conn,
                     code_ids,
                     purpose=purpose,
@@ -241,20 +263,16 @@ class SignInStore:
                     now=now,
                     max_failures=max_failures,
                     single_use=single_use,
-                )
-                user = _user_by_email(conn, identity) if matched else None
-                if matched and user is None and register:
-                    user = User(id=uuid.uuid4(), email=identity, created_at=now, updated_at=now)
-                    _INSERT_USER.execute(
-                        conn,
-                        {"id": user.id, "email": identity, "created_at": now, "updated_at": now},
+                ):
+                    user = _user_by_email(conn, identity) or (
+                        _register(conn, identity, now) if register else None
                     )
-                insert_event(
-                    conn,
-                    replace(
-                        audit, success=user is not None, subject=user.subject if user else None
-                    ),
-                )
+                if wait is not None:
+                    event = replace(audit, action=audit.action + BLOCKED_SUFFIX, success=False)
+                else:
+                    subject = user.subject if user else None
+                    event = replace(audit, success=user is not None, subject=subject)
+                insert_event(conn, event)
                 if user is not None and session is not None:
                     _insert_token(
                         conn,
@@ -264,6 +282,8 @@ class SignInStore:
                         now=now,
                         expires=session.expires_at,
                     )
+            if wait is not None:
+                raise TooManyAttemptsError(retry_after=wait)
             return user
 
         try:

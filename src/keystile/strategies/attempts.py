@@ -9,7 +9,8 @@ from __future__ import annotations
 from keystile.clock import Clock
 from keystile.errors import InvalidRequestError, TooManyAttemptsError
 from keystile.identity import InvalidIdentityError, normalize_email
-from keystile.limits.protection import Attempt, BruteForceGuard
+from keystile.limits.protection import Attempt, BruteForceGuard, DeferredHits
+from keystile.store.database import Database
 from keystile.strategies.audit_trail import AuditTrail
 
 
@@ -32,8 +33,18 @@ class AttemptGate:
         self._audit = audit
         self._clock = clock
 
-    async def enter(self, action: str, identity: str, client_address: str | None) -> None:
+    async def enter(
+        self,
+        action: str,
+        identity: str,
+        client_address: str | None,
+        *,
+        defer_to: Database | None = None,
+    ) -> DeferredHits | None:
         """Count one attempt at ``action`` for the normalised ``identity``.
+
+        ``defer_to``: see :meth:`BruteForceGuard.check`; the hits it returns
+        are the caller's to make, and to audit as blocked if they refuse.
 
         Raises:
             TooManyAttemptsError: a protection denies (the refusal is audited).
@@ -48,7 +59,7 @@ class AttemptGate:
             now=now,
         )
         try:
-            await self.guard.check(attempt)
+            return await self.guard.check(attempt, defer_to=defer_to)
         except TooManyAttemptsError:
             await self._audit.blocked(
                 strategy=self.strategy,

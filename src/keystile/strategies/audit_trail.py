@@ -11,9 +11,7 @@ from datetime import datetime
 
 from keystile.crypto.keyring import Key
 from keystile.privacy import AddressPrivacy, protect_address
-from keystile.store.audit import AuditEvent, AuditStore
-
-BLOCKED_SUFFIX = "_blocked"
+from keystile.store.audit import BLOCKED_SUFFIX, AuditEvent, AuditStore
 
 
 class AuditTrail:

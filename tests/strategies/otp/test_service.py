@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -231,5 +232,45 @@ async def test_parallel_first_sign_ins_of_a_reusable_code_register_one_user(
         users = await runtime.users.list()
         assert [user.email for user in users] == ["new@example.com"]
         assert subjects == [users[0].subject] * 20
+    finally:
+        await runtime.aclose()
+
+
+@pytest.mark.parametrize("backend", ["database", "memory"])
+async def test_a_blocked_attempt_is_audited_and_verifies_nothing(
+    make_settings: Callable[..., Settings], clock: ManualClock, backend: str
+) -> None:
+    """Past the limit even the right code is refused, is audited as blocked, and stays usable.
+
+    With the database backend the limit is counted inside the sign-in's own
+    transaction; the memory backend counts it before. Both must behave alike.
+    """
+    runtime = Runtime(
+        make_settings(otp_sign_in_rate="2/1m", rate_limit_backend=backend), clock=clock
+    )
+    try:
+        assert runtime.otp is not None
+        await runtime.users.create(EMAIL, password_hash=None, now=clock.now())
+        code = await issue_code(runtime)
+        for _ in range(2):
+            with pytest.raises(AuthenticationFailedError):
+                await runtime.otp.sign_in(EMAIL, "AAAAAA")
+        with pytest.raises(TooManyAttemptsError) as blocked:
+            await runtime.otp.sign_in(EMAIL, code)
+        assert 1 <= blocked.value.retry_after <= 60
+        rows = await audit_rows(runtime)
+        assert [(r["action"], bool(r["success"])) for r in rows] == [
+            ("sign_in", False),
+            ("sign_in", False),
+            ("sign_in_blocked", False),
+        ]
+        with runtime.db.read() as conn:
+            failed = conn.execute(
+                text("SELECT failed_attempts FROM keystile_tokens WHERE purpose = 'otp'")
+            ).scalar_one()
+        assert failed == 2  # the blocked attempt was not checked against the code
+        clock.advance(timedelta(seconds=61))
+        session = await runtime.otp.sign_in(EMAIL, code)
+        assert session.user.email == EMAIL
     finally:
         await runtime.aclose()

@@ -121,7 +121,11 @@ class OtpService:
         pending: PendingSession | None,
     ) -> User:
         normalised = parse_identity(identity)
-        await self._gate.enter("sign_in", normalised, client_address)
+        # A database rate limit on the sign-in store's own database is hit inside
+        # the sign-in transaction (one write-lock turn per attempt, not two).
+        deferred = await self._gate.enter(
+            "sign_in", normalised, client_address, defer_to=self._sign_ins.db
+        )
         now = self._clock.now()
         submitted = core.normalize_code(self.config, code[: core.MAX_CODE_INPUT])
         user = await self._sign_ins.redeem_code(
@@ -141,6 +145,7 @@ class OtpService:
                 identity=normalised,
                 client_address=client_address,
             ),
+            admit=deferred.admit if deferred is not None else None,
         )
         if user is None:
             raise AuthenticationFailedError()
