@@ -201,6 +201,7 @@ class SignInStore:
         expires_at: datetime,
         audit: AuditEvent,
         deliver_to_unknown: bool,
+        admit: Admission | None = None,
     ) -> tuple[str | None, bool]:
         """Replace the identity's outstanding code and audit the request.
 
@@ -209,19 +210,35 @@ class SignInStore:
         audit record's ``success`` and ``subject`` are filled in here. Only
         the user's id is read, so a known identity costs no more than an
         unknown one (the answer's timing must not tell them apart).
+        ``admit`` runs first, as in :meth:`redeem_code`: if it refuses, no
+        code is stored and the request is audited as blocked.
+
+        Raises:
+            TooManyAttemptsError: ``admit`` refused the request.
         """
         with self.db.driver_write() as conn:
-            found = _USER_ID_BY_EMAIL.first(conn, {"email": identity})
-            subject = str(found[0]) if found is not None else None
-            _REVOKE_LIVE.execute(
-                conn,
-                {"live_subject": identity, "live_purpose": purpose, "revoked_now": now},
-            )
-            _insert_token(
-                conn, jti=code_id, purpose=purpose, subject=identity, now=now, expires=expires_at
-            )
-            deliver = subject is not None or deliver_to_unknown
-            insert_event(conn, replace(audit, success=deliver, subject=subject))
+            wait = admit(conn) if admit is not None else None
+            if wait is not None:
+                insert_event(conn, replace(audit, action=audit.action + BLOCKED_SUFFIX))
+            else:
+                found = _USER_ID_BY_EMAIL.first(conn, {"email": identity})
+                subject = str(found[0]) if found is not None else None
+                _REVOKE_LIVE.execute(
+                    conn,
+                    {"live_subject": identity, "live_purpose": purpose, "revoked_now": now},
+                )
+                _insert_token(
+                    conn,
+                    jti=code_id,
+                    purpose=purpose,
+                    subject=identity,
+                    now=now,
+                    expires=expires_at,
+                )
+                deliver = subject is not None or deliver_to_unknown
+                insert_event(conn, replace(audit, success=deliver, subject=subject))
+        if wait is not None:
+            raise TooManyAttemptsError(retry_after=wait)
         return subject, deliver
 
     @in_thread

@@ -274,3 +274,43 @@ async def test_a_blocked_attempt_is_audited_and_verifies_nothing(
         assert session.user.email == EMAIL
     finally:
         await runtime.aclose()
+
+
+@pytest.mark.parametrize("backend", ["database", "memory"])
+async def test_a_blocked_request_stores_and_sends_nothing(
+    make_settings: Callable[..., Settings], clock: ManualClock, backend: str
+) -> None:
+    """Past the request limit no code replaces the last one, nothing is sent, and it is audited."""
+    runtime = Runtime(
+        make_settings(otp_request_rate="2/15m", rate_limit_backend=backend), clock=clock
+    )
+    try:
+        assert runtime.otp is not None
+        capture = Capture()
+        runtime.dispatcher.sender = capture
+        await runtime.users.create(EMAIL, password_hash=None, now=clock.now())
+        for _ in range(2):
+            await runtime.otp.request(EMAIL)
+        with pytest.raises(TooManyAttemptsError):
+            await runtime.otp.request(EMAIL)
+        await runtime.dispatcher.drain()
+        assert len(capture.messages) == 2
+        rows = await audit_rows(runtime)
+        assert [(r["action"], bool(r["success"])) for r in rows] == [
+            ("request", True),
+            ("request", True),
+            ("request_blocked", False),
+        ]
+        with runtime.db.read() as conn:
+            live = conn.execute(
+                text(
+                    "SELECT count(*) FROM keystile_tokens"
+                    " WHERE purpose = 'otp' AND revoked_at IS NULL"
+                )
+            ).scalar_one()
+            stored = conn.execute(
+                text("SELECT count(*) FROM keystile_tokens WHERE purpose = 'otp'")
+            ).scalar_one()
+        assert (stored, live) == (2, 1)  # the blocked request stored no third code
+    finally:
+        await runtime.aclose()

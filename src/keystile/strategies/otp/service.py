@@ -67,7 +67,9 @@ class OtpService:
             UnavailableError: the store or the limiter is unreachable.
         """
         normalised = parse_identity(identity)
-        await self._gate.enter("request", normalised, client_address)
+        deferred = await self._gate.enter(
+            "request", normalised, client_address, defer_to=self._sign_ins.db
+        )
         now = self._clock.now()
         code = core.new_code(self.config)
         expires_at = now + self.config.lifetime
@@ -86,6 +88,7 @@ class OtpService:
                 client_address=client_address,
             ),
             deliver_to_unknown=self.config.registration_enabled,
+            admit=deferred.admit if deferred is not None else None,
         )
         # Built and submitted either way (discarded when not delivered): the
         # answer's timing must not tell a known identity from an unknown one.
