@@ -76,7 +76,6 @@ class Database:
         self._pool_size = pool_size
         self._executor = self._new_executor()
         self._writers: WriterTurns | None = None
-        self._driver_unavailable: type[Exception] = OperationalError
         if self.dialect == "sqlite":
             self.engine = create_engine(
                 self.url,
@@ -99,7 +98,7 @@ class Database:
                 connect_args={"connect_timeout": 5},
             )
         driver = self.engine.dialect.loaded_dbapi
-        self._driver_unavailable = driver.OperationalError
+        self._driver_unavailable: type[Exception] = driver.OperationalError
         #: A unique or foreign-key violation, raised by SQLAlchemy or by the driver
         #: under a prepared statement.
         self.integrity_errors: tuple[type[Exception], ...] = (IntegrityError, driver.IntegrityError)

@@ -134,6 +134,21 @@ def _insert_token(
     )
 
 
+def _insert_session(
+    conn: Executor, user: User | None, session: SessionRow | None, now: datetime
+) -> None:
+    """Record the session's token row when the attempt succeeded and one was prepared."""
+    if user is not None and session is not None:
+        _insert_token(
+            conn,
+            jti=session.jti,
+            purpose=session.purpose,
+            subject=user.subject,
+            now=now,
+            expires=session.expires_at,
+        )
+
+
 def _user_by_email(conn: Executor, email: str) -> User | None:
     row = _USER_BY_EMAIL.first(conn, {"email": email})
     return user_from_row(row) if row is not None else None
@@ -290,15 +305,7 @@ class SignInStore:
                     subject = user.subject if user else None
                     event = replace(audit, success=user is not None, subject=subject)
                 insert_event(conn, event)
-                if user is not None and session is not None:
-                    _insert_token(
-                        conn,
-                        jti=session.jti,
-                        purpose=session.purpose,
-                        subject=user.subject,
-                        now=now,
-                        expires=session.expires_at,
-                    )
+                _insert_session(conn, user, session, now)
             if wait is not None:
                 raise TooManyAttemptsError(retry_after=wait)
             return user
@@ -320,12 +327,4 @@ class SignInStore:
         """Audit an attempt and, when it succeeded, record its session: one transaction."""
         with self.db.driver_write() as conn:
             insert_event(conn, audit)
-            if user is not None and session is not None:
-                _insert_token(
-                    conn,
-                    jti=session.jti,
-                    purpose=session.purpose,
-                    subject=user.subject,
-                    now=now,
-                    expires=session.expires_at,
-                )
+            _insert_session(conn, user, session, now)
