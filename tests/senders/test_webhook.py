@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from keystile.senders import Message, SendError, WebhookSender
+from keystile.senders.webhook import verify
 from tests.servers import free_port
 
 CODE = "XKPTMH"
@@ -94,8 +95,9 @@ def _send_error(sender: WebhookSender) -> SendError:
 
 
 def test_posts_signed_json(hook: HookServer) -> None:
-    """The body is JSON ``{to, subject, text}`` and the signature is the HMAC of its exact bytes."""
-    anyio.run(_send, WebhookSender(f"{hook.url}/sms", secret=SECRET), MESSAGE)
+    """The body is JSON ``{to, subject, text}``; the signature covers the timestamp and body."""
+    sender = WebhookSender(f"{hook.url}/sms", secret=SECRET, wall_clock=lambda: 1_700_000_000.7)
+    anyio.run(_send, sender, MESSAGE)
     [request] = hook.received
     assert request.path == "/sms"
     assert request.headers["Content-Type"] == "application/json"
@@ -104,8 +106,23 @@ def test_posts_signed_json(hook: HookServer) -> None:
         "subject": "Your sign-in code",
         "text": f"Your code is {CODE}.",
     }
-    expected = "sha256=" + hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+    signed = b"1700000000." + request.body
+    expected = "t=1700000000,v1=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(expected, request.headers["X-Keystile-Signature"])
+
+
+def test_a_receiver_refuses_an_old_or_altered_request(hook: HookServer) -> None:
+    """The timestamp is signed: a replay after the tolerance, or a changed time or body, fails."""
+    anyio.run(_send, WebhookSender(hook.url, secret=SECRET, wall_clock=lambda: 1_000.0), MESSAGE)
+    [request] = hook.received
+    header = request.headers["X-Keystile-Signature"]
+    assert verify(request.body, header, SECRET, now=1_000 + 300)
+    assert not verify(request.body, header, SECRET, now=1_000 + 301)
+    assert not verify(request.body, header.replace("t=1000", "t=1200"), SECRET, now=1_200)
+    assert not verify(request.body + b" ", header, SECRET, now=1_000)
+    assert not verify(request.body, header, "another-secret", now=1_000)
+    for malformed in ("", "v1=abc", "t=,v1=", "t=abc,v1=00", "sha256=" + "0" * 64):
+        assert not verify(request.body, malformed, SECRET, now=1_000)
 
 
 def test_without_a_secret_there_is_no_signature(hook: HookServer) -> None:
