@@ -36,6 +36,7 @@ from keystile.settings import Settings
 from keystile.store import migrate
 from keystile.store.audit import AuditStore
 from keystile.store.database import Database
+from keystile.store.registrations import RegistrationStore
 from keystile.store.sign_ins import SignInStore
 from keystile.store.tokens import TokenStore
 from keystile.store.users import UserStore
@@ -141,6 +142,10 @@ class Runtime:
                 ]
             ),
             audit=self.audit_trail,
+            registrations=RegistrationStore(self.db),
+            dispatcher=self.dispatcher,
+            hashing_keys=self.hashing_keys,
+            service_name=settings.service_name,
         )
 
         self.otp: OtpService | None = None

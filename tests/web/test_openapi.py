@@ -10,7 +10,8 @@ from keystile.settings import Settings
 
 EXPECTED = {
     ("/auth/user/password/sign_in", "post"): {"200", "400", "401", "429", "503"},
-    ("/auth/user/password/register", "post"): {"201", "400", "409", "429", "503"},
+    ("/auth/user/password/register", "post"): {"200", "400", "429", "503"},
+    ("/auth/user/password/confirm", "post"): {"200", "400", "401", "429", "503"},
     ("/auth/me", "get"): {"200", "401", "503"},
     ("/auth/sign_out", "post"): {"204", "401", "503"},
 }

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -17,6 +18,7 @@ from keystile.runtime import Runtime
 from keystile.settings import Settings
 
 PASSWORD = "correct horse battery"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def create_user(settings: Settings, email: str = "alice@example.com") -> None:
@@ -124,24 +126,85 @@ def test_registration_is_off_by_default(client: TestClient) -> None:
     assert response.json()["error"] == "not_found"
 
 
+def _mailed_code(client: TestClient, to: str) -> str:
+    """The confirmation code of the newest message to ``to`` on the development mailbox."""
+    deadline = time.monotonic() + 5
+    while not (entries := [e for e in client.get("/dev/mailbox.json").json() if e["to"] == to]):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    words: list[str] = entries[-1]["text"].split()
+    return next(w for w in words if len(w) == 8 and w.isupper())
+
+
+def _register(client: TestClient, email: str, password: str = PASSWORD) -> Any:
+    return client.post(
+        "/auth/user/password/register", json={"user": {"email": email, "password": password}}
+    )
+
+
 def test_registration_when_enabled(
     make_client: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
 ) -> None:
-    """201 authenticated; the same email again is 409; a short password is 400."""
-    client = make_client(make_settings(password_registration_enabled=True))
-    body = {"user": {"email": "New@Example.com", "password": PASSWORD}}
-    first = client.post("/auth/user/password/register", json=body)
-    assert first.status_code == 201
-    assert first.json()["user"]["email"] == "new@example.com"
-    again = client.post("/auth/user/password/register", json=body)
-    assert again.status_code == 409
-    assert again.json()["error"] == "already_registered"
-    short = client.post(
-        "/auth/user/password/register",
-        json={"user": {"email": "other@example.com", "password": "short"}},
+    """200 ok alike for a new and a taken address; the password works only after the mailed code."""
+    settings = make_settings(password_registration_enabled=True)
+    create_user(settings, "taken@example.com")
+    client = make_client(settings)
+    first = _register(client, "New@Example.com")
+    taken = _register(client, "taken@example.com", "another password here")
+    assert (first.status_code, first.json()) == (200, {"status": "ok"})
+    assert (taken.status_code, taken.content) == (first.status_code, first.content)
+    assert sign_in(client, "new@example.com").status_code == 401  # not proved yet
+    code = _mailed_code(client, "new@example.com")
+    wrong = client.post(
+        "/auth/user/password/confirm", json={"user": {"email": "new@example.com", "code": "X"}}
     )
+    assert wrong.status_code == 401
+    confirmed = client.post(
+        "/auth/user/password/confirm",
+        json={"user": {"email": "new@example.com", "code": code.lower()}},
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["user"]["email"] == "new@example.com"
+    assert sign_in(client, "new@example.com").status_code == 200
+    replay = client.post(
+        "/auth/user/password/confirm", json={"user": {"email": "new@example.com", "code": code}}
+    )
+    assert replay.status_code == 401
+    assert sign_in(client, "taken@example.com").status_code == 200  # untouched, unproved
+    assert sign_in(client, "taken@example.com", "another password here").status_code == 401
+    short = _register(client, "other@example.com", "short")
     assert short.status_code == 400
     assert short.json()["fields"] == {"user.password": "must be at least 8 characters"}
+
+
+def test_pre_registration_cannot_take_over_an_address(
+    make_client: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    """An attacker registers the victim's address; after the victim signs in by emailed code,
+    the attacker's password still does not work (it never became the account's)."""
+    settings = make_settings(password_registration_enabled=True)
+    client = make_client(settings)
+    runtime = Runtime(settings)
+    try:  # the victim's account: passwordless, signs in by emailed code
+        anyio.run(lambda: runtime.users.create("victim@example.com", password_hash=None, now=NOW))
+    finally:
+        runtime.close()
+    assert _register(client, "victim@example.com", "attacker's password").status_code == 200
+    assert sign_in(client, "victim@example.com", "attacker's password").status_code == 401
+    client.post("/auth/user/otp/request", json={"user": {"email": "victim@example.com"}})
+    deadline = time.monotonic() + 5
+    while True:
+        texts = [e["text"] for e in client.get("/dev/mailbox.json").json()]
+        codes = [w for t in texts if "sign-in code" in t for w in t.split() if len(w) == 6]
+        if codes:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    victim = client.post(
+        "/auth/user/otp/sign_in", json={"user": {"email": "victim@example.com", "otp": codes[0]}}
+    )
+    assert victim.status_code == 200
+    assert sign_in(client, "victim@example.com", "attacker's password").status_code == 401
 
 
 def test_token_works_on_me_until_sign_out(client: TestClient, settings: Settings) -> None:

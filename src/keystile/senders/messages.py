@@ -85,3 +85,59 @@ def describe_lifetime(lifetime: timedelta) -> str:
         return f"{seconds} second" + ("" if seconds == 1 else "s")
     minutes = seconds // 60
     return f"{minutes} minute" + ("" if minutes == 1 else "s")
+
+
+_REGISTRATION_TEXT = """\
+Someone asked to create a {service} account with a password for {to}.
+To confirm it is you, enter this code:
+
+    {code}
+
+It expires in {lifetime}, at {expires} UTC. Until it is entered the password
+does not work. If this was not you, ignore this message: nothing changes.
+"""
+
+_REGISTRATION_HTML = """\
+<!DOCTYPE html>
+<html lang="en">
+<body style="font-family: sans-serif; color: #222;">
+<p>Someone asked to create a {service} account with a password for {to}.
+To confirm it is you, enter this code:</p>
+<p style="font-family: monospace; font-size: 32px; font-weight: bold; \
+letter-spacing: 0.3em;">{code}</p>
+<p>It expires in {lifetime}, at {expires}&nbsp;UTC. Until it is entered the password
+does not work.</p>
+<p style="color: #666;">If this was not you, ignore this message: nothing changes.</p>
+</body>
+</html>
+"""
+
+
+def registration_message(
+    *,
+    to: str,
+    code: str,
+    expires_at: datetime,
+    lifetime: timedelta,
+    service_name: str = "Keystile",
+) -> Message:
+    """The message that confirms a password registration (the code stays out of the subject).
+
+    Raises:
+        ValueError: ``expires_at`` is naive.
+    """
+    if expires_at.tzinfo is None:
+        raise ValueError("expires_at must be timezone-aware")
+    values = {
+        "service": service_name,
+        "code": code,
+        "lifetime": describe_lifetime(lifetime),
+        "expires": expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+        "to": to,
+    }
+    return Message(
+        to=to,
+        subject=f"Confirm your {service_name} account",
+        text=_REGISTRATION_TEXT.format(**values),
+        html=_REGISTRATION_HTML.format(**{name: escape(value) for name, value in values.items()}),
+    )

@@ -55,6 +55,17 @@ class OtpSignInBody(_Strict):
     user: OtpCredentials
 
 
+class RegistrationCode(_Strict):
+    email: EmailText
+    code: CodeText
+
+
+class ConfirmRegistrationBody(_Strict):
+    """``{"user": {"email", "code"}}``: the code mailed by a password registration."""
+
+    user: RegistrationCode
+
+
 class StatusBody(BaseModel):
     """``{"status": "ok"}``: the same answer whatever the identity."""
 

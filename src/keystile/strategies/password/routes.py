@@ -1,14 +1,18 @@
-"""HTTP face of the password strategy: ``POST {prefix}/user/password/{sign_in,register}``."""
+"""The password strategy over HTTP: ``{prefix}/user/password/{sign_in,register,confirm}``."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 
 from keystile.strategies.password.service import PasswordService
 from keystile.web.guards import client_address
 from keystile.web.responses import NoStoreRoute, error_responses
-from keystile.web.schemas import AuthenticatedBody, PasswordBody
+from keystile.web.schemas import (
+    AuthenticatedBody,
+    ConfirmRegistrationBody,
+    PasswordBody,
+    StatusBody,
+)
 
 
 def password_router(service: PasswordService) -> APIRouter:
@@ -31,18 +35,26 @@ def password_router(service: PasswordService) -> APIRouter:
 
         @router.post(
             "/register",
-            response_model=AuthenticatedBody,
-            status_code=status.HTTP_201_CREATED,
-            responses=error_responses(400, 409, 429, 503),
-            summary="Create an account with a password and sign in",
+            response_model=StatusBody,
+            responses=error_responses(400, 429, 503),
+            summary="Ask for an account with a password (a code confirms the address)",
         )
-        async def register(body: PasswordBody, request: Request) -> JSONResponse:
-            result = await service.register(
+        async def register(body: PasswordBody, request: Request) -> StatusBody:
+            await service.register(
                 body.user.email, body.user.password, client_address=client_address(request)
             )
-            return JSONResponse(
-                AuthenticatedBody.of(result).model_dump(mode="json"),
-                status_code=status.HTTP_201_CREATED,
+            return StatusBody()
+
+        @router.post(
+            "/confirm",
+            response_model=AuthenticatedBody,
+            responses=error_responses(400, 401, 429, 503),
+            summary="Confirm a registration with the mailed code and sign in",
+        )
+        async def confirm(body: ConfirmRegistrationBody, request: Request) -> AuthenticatedBody:
+            result = await service.confirm_registration(
+                body.user.email, body.user.code, client_address=client_address(request)
             )
+            return AuthenticatedBody.of(result)
 
     return router

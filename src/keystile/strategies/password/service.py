@@ -1,19 +1,35 @@
-"""Password actions: sign in and register.
+"""Password actions: sign in, register, confirm a registration.
 
 Unknown email and wrong password take the same path through Argon2 (a dummy
 hash stands in for the missing account) and end in the same
 :class:`~keystile.errors.AuthenticationFailedError`.
+
+A registration never makes a usable password for an address nobody proved:
+``register`` keeps the new password's hash pending and mails a confirmation
+code to the address; only ``confirm_registration`` with that code gives the
+password to the account (creating it, or replacing the password of an
+existing one, since the code proves the address). ``register`` answers the
+same for new and existing addresses, so it tells nobody which accounts exist.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import anyio.to_thread
 
 from keystile.clock import Clock
+from keystile.crypto.alphabets import UNAMBIGUOUS_UPPERCASE, generate_code
+from keystile.crypto.hashing import keyed_hash, keyed_hashes
+from keystile.crypto.keyring import KeyRing
 from keystile.crypto.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
-from keystile.errors import AuthenticationFailedError, InvalidRequestError
+from keystile.errors import AuthenticationFailedError, ConfigurationError, InvalidRequestError
 from keystile.flows.sessions import Authenticated, PendingSession, Sessions
 from keystile.limits.protection import BruteForceGuard
+from keystile.senders.base import Message
+from keystile.senders.dispatch import Dispatcher, FailureCallback
+from keystile.senders.messages import registration_message
+from keystile.store.registrations import RegistrationStore
 from keystile.store.sign_ins import SignInStore
 from keystile.store.users import User, UserStore
 from keystile.strategies.attempts import AttemptGate, parse_identity
@@ -22,6 +38,11 @@ from keystile.strategies.password.config import PasswordConfig
 from keystile.tokens import AMR_PASSWORD
 
 STRATEGY = "password"
+
+#: Confirmation codes: 8 symbols of a 21-letter alphabet (3.8e10 codes), valid 30 minutes.
+CONFIRMATION_CODE_LENGTH = 8
+CONFIRMATION_LIFETIME = timedelta(minutes=30)
+_MAX_CODE_INPUT = 64
 
 
 class PasswordService:
@@ -38,6 +59,10 @@ class PasswordService:
         clock: Clock,
         guard: BruteForceGuard,
         audit: AuditTrail,
+        registrations: RegistrationStore | None = None,
+        dispatcher: Dispatcher | None = None,
+        hashing_keys: KeyRing | None = None,
+        service_name: str = "Keystile",
     ) -> None:
         self.config = config
         self._users = users
@@ -47,6 +72,10 @@ class PasswordService:
         self._clock = clock
         self._audit = audit
         self._gate = AttemptGate(strategy=STRATEGY, guard=guard, audit=audit, clock=clock)
+        self._registrations = registrations
+        self._dispatcher = dispatcher
+        self._ring = hashing_keys
+        self._service_name = service_name
 
     async def _authenticate(
         self,
@@ -118,6 +147,90 @@ class PasswordService:
             AlreadyRegisteredError: the email is taken.
         """
         normalised = parse_identity(email)
+        self._check_new_password(password)
+        password_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
+        return await self._users.create(
+            normalised, password_hash=password_hash, now=self._clock.now()
+        )
+
+    async def register(
+        self, email: str, password: str, *, client_address: str | None = None
+    ) -> None:
+        """Keep ``password`` pending and mail a confirmation code to ``email``.
+
+        Answers nothing either way (the route says ``{"status": "ok"}``): the
+        same work and answer for a new and an existing address. The password
+        works only after :meth:`confirm_registration`.
+
+        Raises:
+            InvalidRequestError: malformed email, password too short or long.
+            TooManyAttemptsError: the registration limit for this email holds.
+            ConfigurationError: the service was built without a registration store.
+        """
+        normalised = parse_identity(email)
+        self._check_new_password(password)
+        registrations, dispatcher, ring = self._registration_parts()
+        await self._gate.enter("register", normalised, client_address)
+        password_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
+        now = self._clock.now()
+        code = generate_code(UNAMBIGUOUS_UPPERCASE, CONFIRMATION_CODE_LENGTH)
+        expires_at = now + CONFIRMATION_LIFETIME
+        await registrations.replace_pending(
+            identity=normalised,
+            code_id=keyed_hash(ring.current, "password_registration", normalised, code),
+            password_hash=password_hash,
+            now=now,
+            expires_at=expires_at,
+        )
+        await self._audit.record(
+            strategy=STRATEGY,
+            action="register",
+            success=True,
+            now=now,
+            identity=normalised,
+            client_address=client_address,
+        )
+        message = registration_message(
+            to=normalised,
+            code=code,
+            expires_at=expires_at,
+            lifetime=CONFIRMATION_LIFETIME,
+            service_name=self._service_name,
+        )
+        dispatcher.submit(message, on_failure=self._delivery_failed(normalised))
+
+    async def confirm_registration(
+        self, email: str, code: str, *, client_address: str | None = None
+    ) -> Authenticated:
+        """Prove the address with the mailed code: the pending password becomes the account's.
+
+        Counted against the registration limit first; a wrong, expired, used or
+        unknown code is one :class:`AuthenticationFailedError`.
+        """
+        normalised = parse_identity(email)
+        registrations, _dispatcher, ring = self._registration_parts()
+        await self._gate.enter("register", normalised, client_address)
+        now = self._clock.now()
+        submitted = code[:_MAX_CODE_INPUT].strip().upper()
+        user = await registrations.confirm(
+            identity=normalised,
+            code_ids=keyed_hashes(ring, "password_registration", normalised, submitted),
+            now=now,
+        )
+        await self._audit.record(
+            strategy=STRATEGY,
+            action="confirm_registration",
+            success=user is not None,
+            now=now,
+            identity=normalised,
+            subject=user.subject if user else None,
+            client_address=client_address,
+        )
+        if user is None:
+            raise AuthenticationFailedError()
+        return await self._sessions.start(user, strategies=[STRATEGY], amr=[AMR_PASSWORD])
+
+    def _check_new_password(self, password: str) -> None:
         if len(password) < self.config.min_length:
             raise InvalidRequestError(
                 "The password is too short.",
@@ -128,15 +241,22 @@ class PasswordService:
                 "The password is too long.",
                 {"user.password": f"must be at most {MAX_PASSWORD_LENGTH} characters"},
             )
-        password_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
-        return await self._users.create(
-            normalised, password_hash=password_hash, now=self._clock.now()
-        )
 
-    async def register(
-        self, email: str, password: str, *, client_address: str | None = None
-    ) -> Authenticated:
-        """Create a user and sign them in (rate-limited like sign-in)."""
-        await self._gate.enter("register", parse_identity(email), client_address)
-        user = await self.create_user(email, password)
-        return await self._sessions.start(user, strategies=[STRATEGY], amr=[AMR_PASSWORD])
+    def _registration_parts(self) -> tuple[RegistrationStore, Dispatcher, KeyRing]:
+        if self._registrations is None or self._dispatcher is None or self._ring is None:
+            raise ConfigurationError(
+                ["password registration needs a registration store, a dispatcher and hashing keys"]
+            )
+        return self._registrations, self._dispatcher, self._ring
+
+    def _delivery_failed(self, identity: str) -> FailureCallback:
+        async def record(_message: Message, _error: Exception) -> None:
+            await self._audit.record(
+                strategy=STRATEGY,
+                action="deliver",
+                success=False,
+                now=self._clock.now(),
+                identity=identity,
+            )
+
+        return record
