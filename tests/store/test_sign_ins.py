@@ -171,3 +171,23 @@ async def test_finish_writes_the_audit_record_and_session_row(db: Database) -> N
     await store.finish(user=None, session=session("unused"), audit=AUDIT, now=NOW)
     assert len(rows(db, "SELECT jti FROM keystile_tokens")) == 1
     assert len(rows(db, "SELECT id FROM keystile_audit_events")) == 2
+
+
+async def test_the_same_code_drawn_again_for_one_identity_is_stored_and_live_once(
+    db: Database,
+) -> None:
+    """A code drawn twice (same id) replaces its old row instead of hitting the primary key.
+
+    With ``digits_only`` and a short length the same code for one identity is
+    a matter of time; the second request used to answer 500 (issue 7, item 10).
+    """
+    store = SignInStore(db)
+    user = await UserStore(db).create(EMAIL, password_hash=None, now=NOW)
+    await store_code(store, "same")
+    await store_code(store, "other")
+    await store_code(store, "same")
+    [row] = rows(db, "SELECT revoked_at, failed_attempts FROM keystile_tokens WHERE jti = 'same'")
+    assert row == {"revoked_at": None, "failed_attempts": 0}
+    assert await redeem(store, ["other"]) is None
+    assert await redeem(store, ["same"], jti="session-2") == user
+    assert await redeem(store, ["same"], jti="session-3") is None

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy import bindparam, case, delete, insert, select, update
 
 from keystile.errors import TooManyAttemptsError
 from keystile.store.audit import BLOCKED_SUFFIX, AuditEvent, insert_event
@@ -77,6 +77,18 @@ _REVOKE_LIVE = Prepared(
         tokens.c.revoked_at.is_(None),
     )
     .values(revoked_at=bindparam("revoked_now"))
+)
+
+#: A code id is keyed on (strategy, identity, code), so the same code drawn again
+#: for one identity (likely with ``digits_only`` and a short length) has the id
+#: of an earlier, by now revoked, row: that row goes before the new one is
+#: inserted, or the primary key would turn the request into a 500.
+_DROP_REDRAWN = Prepared(
+    delete(tokens).where(
+        tokens.c.jti == bindparam("jti"),
+        tokens.c.subject == bindparam("subject"),
+        tokens.c.purpose == bindparam("purpose"),
+    )
 )
 
 _LIVE_CODE = (
@@ -241,6 +253,9 @@ class SignInStore:
                 _REVOKE_LIVE.execute(
                     conn,
                     {"live_subject": identity, "live_purpose": purpose, "revoked_now": now},
+                )
+                _DROP_REDRAWN.execute(
+                    conn, {"jti": code_id, "subject": identity, "purpose": purpose}
                 )
                 _insert_token(
                     conn,
