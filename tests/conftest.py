@@ -18,7 +18,7 @@ from keystile.store import migrate
 from keystile.store.database import Database
 from keystile.store.tables import metadata
 from keystile.web.app import create_app
-from tests.servers import postgres_server, redis_server
+from tests.servers import LOOPBACK, postgres_server, redis_server
 
 TEST_KEYS = {
     "signing_keys": ("s" * 40,),
@@ -122,7 +122,7 @@ def make_client(clock: ManualClock) -> Iterator[Callable[[Settings], TestClient]
     clients: list[TestClient] = []
 
     def build(settings: Settings) -> TestClient:
-        client = TestClient(create_app(settings, clock=clock))
+        client = TestClient(create_app(settings, clock=clock), client=LOOPBACK)
         client.__enter__()
         clients.append(client)
         return client

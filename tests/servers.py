@@ -29,6 +29,9 @@ def _pg_bin() -> Path:
 
 PG_BIN = _pg_bin()
 
+#: A TestClient peer on this machine (Starlette's default, "testclient", is no address).
+LOOPBACK = ("127.0.0.1", 50000)
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""

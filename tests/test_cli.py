@@ -134,3 +134,20 @@ def test_serve_answers_a_password_sign_in_for_a_cli_created_user(
     assert httpx.get(f"{server}/auth/me", headers=auth).status_code == 401
     assert (workdir / "keystile.db").exists()
     assert (workdir / ".keystile-keys.json").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.5", "::", "example.com"])  # noqa: S104
+def test_development_mode_refuses_a_non_loopback_address(tmp_path: Path, host: str) -> None:
+    """`keystile serve --host 0.0.0.0` in development exits non-zero naming the way out."""
+    result = subprocess.run(
+        [sys.executable, "-m", "keystile", "serve", "--host", host, "--port", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "KEYSTILE_MODE": "development"},
+    )
+    assert result.returncode != 0
+    assert "--allow-remote-development" in result.stderr
+    assert "KEYSTILE_MODE=production" in result.stderr

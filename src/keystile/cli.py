@@ -8,6 +8,7 @@ printing so it can be tested without a terminal.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from collections.abc import Sequence
@@ -56,6 +57,15 @@ def _root(config: ConfigOption = None) -> None:
         os.environ["KEYSTILE_CONFIG_FILE"] = str(config.resolve())
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _runtime() -> Runtime:
     return Runtime(load_settings())
 
@@ -65,11 +75,26 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
+    allow_remote_development: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote-development",
+            help="Let development mode (codes printed, dev mailbox) listen beyond loopback.",
+        ),
+    ] = False,
 ) -> None:
     """Run the Keystile service (uvicorn). In development mode, migrates the database first."""
     import uvicorn
 
     settings = load_settings()  # creates development keys once, before workers start
+    if settings.mode == "development" and not allow_remote_development and not _is_loopback(host):
+        raise ConfigurationError(
+            [
+                f"--host {host}: development mode prints codes and serves the dev mailbox; "
+                "it listens on loopback only. Set KEYSTILE_MODE=production, or pass "
+                "--allow-remote-development if this network is yours alone"
+            ]
+        )
     if workers > 1 and settings.rate_limit_backend == "memory":
         raise ConfigurationError(
             [

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from keystile.senders import DevMailbox, Message
 from keystile.web.mailbox import mailbox_router
+from tests.servers import LOOPBACK
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -39,7 +40,7 @@ def client(mailbox: DevMailbox) -> Iterator[TestClient]:
     """An app with only the mailbox router mounted."""
     app = FastAPI()
     app.include_router(mailbox_router(mailbox))
-    with TestClient(app) as client:
+    with TestClient(app, client=LOOPBACK) as client:
         yield client
 
 
@@ -82,7 +83,7 @@ def test_empty_mailbox_says_so() -> None:
     """With no messages the page says there are none."""
     app = FastAPI()
     app.include_router(mailbox_router(DevMailbox()))
-    with TestClient(app) as client:
+    with TestClient(app, client=LOOPBACK) as client:
         assert "No messages yet." in client.get("/dev/mailbox").text
         assert client.get("/dev/mailbox.json").json() == []
 

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from keystile import Keystile
 from keystile.settings import Settings
+from tests.servers import LOOPBACK
 from tests.strategies.otp.helpers import add_user
 
 
@@ -34,7 +35,7 @@ def test_routes_mount_under_a_custom_prefix_beside_the_host_app(
 
     keystile.install(app)
     add_user(settings, "host@example.com")
-    with TestClient(app) as client:
+    with TestClient(app, client=LOOPBACK) as client:
         assert client.get("/hello").json() == {"hello": "world"}
         requested = client.post(
             "/account/user/otp/request", json={"user": {"email": "host@example.com"}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,8 @@ from keystile.strategies.password.routes import password_router
 from keystile.web.errors import install_error_handlers
 from keystile.web.mailbox import mailbox_router
 from keystile.web.session_routes import session_router
+
+logger = logging.getLogger("keystile")
 
 
 class Keystile:
@@ -41,6 +44,12 @@ class Keystile:
     ) -> None:
         self.runtime = Runtime(settings, clock=clock, extensions=extensions)
         self.settings = settings
+        if settings.mode == "development" and "mode" not in settings.model_fields_set:
+            logger.warning(
+                "Keystile runs in DEVELOPMENT mode because KEYSTILE_MODE is not set: development "
+                "keys, codes printed to the console and a /dev/mailbox for loopback callers. "
+                "Set KEYSTILE_MODE=production (or Settings(mode=...)) to say which you mean."
+            )
 
     @property
     def router(self) -> APIRouter:

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from keystile import Attempt, Extensions, HookProtection, Message, create_app
 from keystile.clock import ManualClock
 from keystile.settings import Settings
+from tests.servers import LOOPBACK
 from tests.strategies.otp.helpers import add_user, request_code, sign_in
 
 
@@ -34,7 +35,7 @@ class PhoneStyleCodes:
 
 
 def client_with(settings: Settings, clock: ManualClock, extensions: Extensions) -> TestClient:
-    client = TestClient(create_app(settings, clock=clock, extensions=extensions))
+    client = TestClient(create_app(settings, clock=clock, extensions=extensions), client=LOOPBACK)
     client.__enter__()
     return client
 
