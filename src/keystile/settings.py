@@ -72,6 +72,8 @@ class Settings(BaseSettings):
 
     password_sign_in_rate: RateText = "10/10m"  # noqa: S105 (a rate, not a password)
 
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
     route_prefix: str = Field(default="/auth", pattern=r"^(/[A-Za-z0-9_\-]+)*$")
     service_name: str = Field(default="Keystile", min_length=1, max_length=100)
 

@@ -16,6 +16,7 @@ from keystile.runtime import Extensions, Runtime
 from keystile.settings import Settings
 from keystile.strategies.otp.routes import otp_router
 from keystile.strategies.password.routes import password_router
+from keystile.web.body_limit import BodyLimitMiddleware
 from keystile.web.errors import install_error_handlers
 from keystile.web.mailbox import mailbox_router
 from keystile.web.session_routes import session_router
@@ -69,11 +70,21 @@ class Keystile:
         return mailbox_router(self.runtime.mailbox)
 
     def install(self, app: FastAPI) -> None:
-        """Mount the routes on ``app`` and make it answer errors in the Keystile shape."""
+        """Mount the routes on ``app`` and make it answer errors in the Keystile shape.
+
+        Bodies over ``settings.max_body_bytes`` sent to Keystile's routes are
+        refused with 413 before they are read; the host's routes are left alone.
+        """
         app.include_router(self.router)
         development = self.development_router
+        prefixes = [self.settings.route_prefix, "/dev"]
         if development is not None:
             app.include_router(development)
+        # An empty route prefix puts Keystile's routes at the root: then every path is ours.
+        limited = tuple(prefixes) if self.settings.route_prefix else ()
+        app.add_middleware(
+            BodyLimitMiddleware, max_bytes=self.settings.max_body_bytes, prefixes=limited
+        )
         install_error_handlers(app)
 
     async def prepare(self) -> None:
