@@ -46,7 +46,17 @@ def test_round_trip_carries_every_claim() -> None:
     assert claims.expires_at == NOW + timedelta(hours=1)
     assert claims.auth_time == NOW - timedelta(minutes=5)
     payload = jwt.decode(issued.token, options={"verify_signature": False})
-    assert set(payload) >= {"sub", "jti", "iat", "exp", "purpose", "amr", "auth_time", "iss"}
+    assert set(payload) >= {
+        "sub",
+        "jti",
+        "iat",
+        "exp",
+        "purpose",
+        "amr",
+        "auth_time",
+        "iss",
+        "aud",
+    }
 
 
 def test_expiry_is_judged_against_the_given_now() -> None:
@@ -113,6 +123,7 @@ def _signed_with_ring_key(payload: object, *, algorithm: str = "HS256") -> str:
 
 VALID_CLAIMS: dict[str, object] = {
     "iss": "keystile",
+    "aud": "keystile",
     "sub": "user-1",
     "jti": "j",
     "iat": int(NOW.timestamp()),
@@ -125,6 +136,9 @@ VALID_CLAIMS: dict[str, object] = {
     ("payload", "algorithm"),
     [
         pytest.param({**VALID_CLAIMS, "iss": "other"}, "HS256", id="wrong_issuer"),
+        pytest.param({**VALID_CLAIMS, "aud": "other"}, "HS256", id="wrong_audience"),
+        pytest.param({**VALID_CLAIMS, "aud": ["other"]}, "HS256", id="wrong_audience_list"),
+        pytest.param({**VALID_CLAIMS, "aud": 7}, "HS256", id="audience_not_a_string"),
         *[
             pytest.param(
                 {name: value for name, value in VALID_CLAIMS.items() if name != missing},
@@ -149,3 +163,48 @@ def test_validly_signed_but_unacceptable_tokens_are_refused(
     assert codec.decode(_signed_with_ring_key(VALID_CLAIMS), purpose="access", now=NOW).jti == "j"
     with pytest.raises(InvalidTokenError):
         codec.decode(_signed_with_ring_key(payload, algorithm=algorithm), purpose="access", now=NOW)
+
+
+def test_tokens_carry_the_configured_audience_and_only_it_verifies() -> None:
+    """``aud`` is the codec's audience; a token for another audience is refused (item 17)."""
+    ours = TokenCodec(KeyRing([NEW]), issuer="keystile", audience="api.example")
+    token = issue(ours)
+    assert jwt.decode(token, options={"verify_signature": False})["aud"] == "api.example"
+    assert ours.decode(token, purpose="access", now=NOW).subject == "user-1"
+    theirs = TokenCodec(KeyRing([NEW]), issuer="keystile", audience="other.example")
+    with pytest.raises(InvalidTokenError, match="audience"):
+        theirs.decode(token, purpose="access", now=NOW)
+
+
+def test_a_validly_signed_token_without_aud_is_refused() -> None:
+    """A token signed by a ring key but carrying no ``aud`` does not verify."""
+    codec = TokenCodec(KeyRing([NEW]), issuer="keystile")
+    no_audience = {name: value for name, value in VALID_CLAIMS.items() if name != "aud"}
+    with pytest.raises(InvalidTokenError, match="aud"):
+        codec.decode(_signed_with_ring_key(no_audience), purpose="access", now=NOW)
+
+
+def test_an_audience_list_holding_ours_verifies() -> None:
+    """RFC 7519 allows ``aud`` as a list: it verifies when ours is among them."""
+    codec = TokenCodec(KeyRing([NEW]), issuer="keystile")
+    token = _signed_with_ring_key({**VALID_CLAIMS, "aud": ["elsewhere", "keystile"]})
+    assert codec.decode(token, purpose="access", now=NOW).jti == "j"
+
+
+def test_leeway_accepts_a_token_expired_by_less_and_refuses_one_beyond() -> None:
+    """With 30 s leeway, a token is valid until ``exp + 30 s`` (exclusive), not after."""
+    codec = TokenCodec(KeyRing([NEW]), issuer="keystile", leeway=timedelta(seconds=30))
+    token = issue(codec)
+    expiry = NOW + timedelta(hours=1)
+    codec.decode(token, purpose="access", now=expiry + timedelta(seconds=29))
+    with pytest.raises(InvalidTokenError, match="expired"):
+        codec.decode(token, purpose="access", now=expiry + timedelta(seconds=30))
+    strict = TokenCodec(KeyRing([NEW]), issuer="keystile")
+    with pytest.raises(InvalidTokenError, match="expired"):
+        strict.decode(token, purpose="access", now=expiry)
+
+
+def test_a_negative_leeway_is_refused() -> None:
+    """Leeway only ever widens acceptance by a small, non-negative amount."""
+    with pytest.raises(ValueError, match="leeway"):
+        TokenCodec(KeyRing([NEW]), issuer="keystile", leeway=timedelta(seconds=-1))

@@ -99,7 +99,12 @@ class Runtime:
         self.tokens = TokenStore(self.db)
         self.audit = AuditStore(self.db)
         self.sign_ins = SignInStore(self.db)
-        self.codec = TokenCodec(settings.ring("signing_keys"), issuer=settings.issuer)
+        self.codec = TokenCodec(
+            settings.ring("signing_keys"),
+            issuer=settings.issuer,
+            audience=settings.token_audience,
+            leeway=timedelta(seconds=settings.token_leeway_seconds),
+        )
         self.hashing_keys = settings.ring("hashing_keys")
         self.encryption_keys = settings.ring("encryption_keys")
         self.sessions = Sessions(

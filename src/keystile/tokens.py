@@ -1,7 +1,7 @@
 """JWT issue and verify (pure: the time comes in as ``now``).
 
 Tokens are HS256 JWTs signed with the current key of the signing ring and
-carrying ``kid`` so any ring key verifies them. Claims: ``iss``, ``sub``,
+carrying ``kid`` so any ring key verifies them. Claims: ``iss``, ``aud``, ``sub``,
 ``jti``, ``iat``, ``exp``, ``purpose``, ``amr`` (RFC 8176 method values),
 ``auth_time`` and ``ks_strategies`` (Keystile strategy names, for the
 ``authentication_strategies`` answer field). A token for one purpose never
@@ -111,9 +111,9 @@ class _KeyCheckedOnce(HMACAlgorithm):
         return vetted
 
 
-_REQUIRED_CLAIMS: Final = ("sub", "jti", "iat", "exp", "purpose", "iss")
+_REQUIRED_CLAIMS: Final = ("sub", "jti", "iat", "exp", "purpose", "iss", "aud")
 _KNOWN_CLAIMS: Final = frozenset(
-    {"iss", "sub", "jti", "iat", "exp", "purpose", "amr", "auth_time", "ks_strategies"}
+    {"iss", "aud", "sub", "jti", "iat", "exp", "purpose", "amr", "auth_time", "ks_strategies"}
 )
 
 
@@ -125,9 +125,25 @@ class TokenCodec:
     checked here, against the injected ``now``.
     """
 
-    def __init__(self, ring: KeyRing, *, issuer: str) -> None:
+    def __init__(
+        self,
+        ring: KeyRing,
+        *,
+        issuer: str,
+        audience: str = "keystile",
+        leeway: timedelta = timedelta(0),
+    ) -> None:
+        """``audience`` is the ``aud`` issued and required; ``leeway`` widens ``exp``.
+
+        Raises:
+            ValueError: a negative ``leeway``.
+        """
+        if leeway < timedelta(0):
+            raise ValueError("token leeway must not be negative")
         self._ring = ring
         self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway
         self._jws = jwt.PyJWS(algorithms=[])
         self._jws.register_algorithm(ALGORITHM, _KeyCheckedOnce())
 
@@ -164,6 +180,7 @@ class TokenCodec:
         payload: dict[str, Any] = {
             **claims.extra,
             "iss": self._issuer,
+            "aud": self._audience,
             "sub": subject,
             "jti": claims.jti,
             "iat": _epoch(claims.issued_at),
@@ -183,7 +200,7 @@ class TokenCodec:
         return IssuedToken(token=token, claims=claims)
 
     def decode(self, token: str, *, purpose: str, now: datetime) -> TokenClaims:
-        """Verify signature, issuer, expiry against ``now`` and purpose.
+        """Verify signature, issuer, audience, expiry (``now`` + leeway) and purpose.
 
         Raises:
             InvalidTokenError: for any token that must not be accepted.
@@ -210,8 +227,14 @@ class TokenCodec:
             raise InvalidTokenError(f"missing claims {', '.join(missing)}")
         if payload["iss"] != self._issuer:
             raise InvalidTokenError("wrong issuer")
+        audience = payload["aud"]
+        if isinstance(audience, list):
+            if self._audience not in audience:
+                raise InvalidTokenError("wrong audience")
+        elif audience != self._audience:
+            raise InvalidTokenError("wrong audience")
         expires_at = _moment(payload.get("exp"), "exp")
-        if now >= expires_at:
+        if now >= expires_at + self._leeway:
             raise InvalidTokenError("expired")
         if payload.get("purpose") != purpose:
             raise InvalidTokenError("wrong purpose")

@@ -278,3 +278,42 @@ def test_the_database_holds_no_password_in_clear(client: TestClient, settings: S
         dump = repr(rows)
     assert PASSWORD not in dump
     assert "$argon2id$" in dump
+
+
+def test_a_hash_from_an_older_preset_is_rehashed_on_sign_in(
+    make_client: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    """Sign-in upgrades a hash made under other parameters to the current preset (item 16)."""
+    from argon2 import extract_parameters
+
+    from keystile.crypto.passwords import PRESETS, Argon2Parameters, PasswordHasher
+
+    settings = make_settings()
+    old = PasswordHasher(Argon2Parameters(time_cost=2, memory_cost_kib=128, parallelism=1))
+    runtime = Runtime(settings)
+    try:
+        user = anyio.run(runtime.password.create_user, "alice@example.com", PASSWORD)
+        anyio.run(
+            lambda: runtime.users.set_password_hash(
+                user.id, old.hash(PASSWORD), now=user.created_at
+            )
+        )
+    finally:
+        runtime.close()
+    client = make_client(settings)
+    assert sign_in(client, "alice@example.com").status_code == 200
+    reader = Runtime(settings)
+    try:
+        with reader.db.read() as conn:
+            stored = conn.execute(text("SELECT password_hash FROM keystile_users")).scalar_one()
+    finally:
+        reader.close()
+    parameters = extract_parameters(stored)
+    current = PRESETS["test"]
+    assert (parameters.time_cost, parameters.memory_cost, parameters.parallelism) == (
+        current.time_cost,
+        current.memory_cost_kib,
+        current.parallelism,
+    )
+    dummy = extract_parameters(PasswordHasher(current)._dummy)
+    assert dummy == parameters
