@@ -6,10 +6,12 @@ Nothing here decides anything; it only wires.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from keystile import checks
 from keystile.clock import Clock, SystemClock
 from keystile.crypto.passwords import PasswordHasher
 from keystile.errors import ConfigurationError
@@ -46,6 +48,8 @@ from keystile.strategies.otp.service import OtpService
 from keystile.strategies.password.config import PasswordConfig
 from keystile.strategies.password.service import PasswordService
 from keystile.tokens import TokenCodec
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,11 @@ class Runtime:
         missing = settings.missing_keys()
         if missing:
             raise ConfigurationError([f"KEYSTILE_{name.upper()} is not set" for name in missing])
+        unsafe = [str(problem) for problem in checks.configuration_problems(settings)]
+        if unsafe and settings.mode == "production":
+            raise ConfigurationError(unsafe)
+        for problem in unsafe:
+            logger.warning("unsafe configuration (refused in production): %s", problem)
         self.settings = settings
         self.extensions = extensions or Extensions()
         self.clock: Clock = clock or SystemClock()
@@ -95,6 +104,10 @@ class Runtime:
             )
         except Exception as error:  # SQLAlchemy raises several types for a bad URL
             raise ConfigurationError([f"KEYSTILE_DATABASE_URL: {error}"]) from None
+        exposed = checks.database_file_problem(settings)
+        if exposed is not None and settings.mode == "production":
+            self.db.dispose()
+            raise ConfigurationError([str(exposed)])
         self.users = UserStore(self.db)
         self.tokens = TokenStore(self.db)
         self.audit = AuditStore(self.db)
@@ -192,7 +205,15 @@ class Runtime:
                     "KEYSTILE_REDIS_URL: required when KEYSTILE_RATE_LIMIT_BACKEND=redis"
                 )
                 return MemoryRateLimiter()
-            return RedisRateLimiter(self.settings.redis_url, prefix=self.settings.redis_key_prefix)
+            try:
+                return RedisRateLimiter(
+                    self.settings.redis_url, prefix=self.settings.redis_key_prefix
+                )
+            except ValueError:  # redis-py's from_url names the accepted schemes
+                problems.append(
+                    "KEYSTILE_REDIS_URL: not a Redis URL; use redis://, rediss:// or unix://"
+                )
+                return MemoryRateLimiter()
         return DatabaseRateLimiter(self.db)
 
     def _build_sender(self, problems: list[str]) -> Sender:

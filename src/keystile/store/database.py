@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -77,6 +78,7 @@ class Database:
         self._executor = self._new_executor()
         self._writers: WriterTurns | None = None
         if self.dialect == "sqlite":
+            _create_owner_only(self.url.database)
             self.engine = create_engine(
                 self.url,
                 pool_size=pool_size,
@@ -214,6 +216,18 @@ class Database:
 
     def _new_executor(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(self._pool_size, thread_name_prefix="keystile-db")
+
+
+def _create_owner_only(path: str | None) -> None:
+    """Create the SQLite file 0600 if it does not exist yet, whatever the umask.
+
+    It holds password hashes and the audit log. SQLite gives its -wal and -shm
+    files the database file's permissions, so those follow.
+    """
+    if not path:
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_seconds: float) -> None:

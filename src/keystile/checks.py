@@ -1,0 +1,165 @@
+"""Start-up safety checks: which settings are unsafe, and how to fix each.
+
+Pure: reads only the Settings (and the worker count the server was given), no
+I/O, so every rule is tested as a table. Production refuses to start on any
+problem; development logs each as a warning. Every problem is listed at once,
+each naming the ``KEYSTILE_`` option to change and the fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from keystile.crypto.alphabets import ALPHABETS, code_space
+from keystile.settings import KEY_FIELDS, Settings
+
+#: Highest chance a guesser may have of hitting one identity's code in one day.
+MAX_DAILY_GUESS_ODDS = 1 / 10_000
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RATE = re.compile(r"^\s*([0-9]+)/([0-9]+)([smhd])\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One unsafe setting: the option to change and a message saying how."""
+
+    option: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.option}: {self.message}"
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def rate_problems(settings: Settings) -> list[Problem]:
+    """Rates whose limit or window is zero (they cannot be enforced)."""
+    problems = []
+    for name in ("password_sign_in_rate", "otp_request_rate", "otp_sign_in_rate"):
+        match = _RATE.match(getattr(settings, name))
+        if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+            problems.append(
+                Problem(
+                    f"KEYSTILE_{name.upper()}",
+                    "the limit and the window must both be at least 1, e.g. `5/10m`",
+                )
+            )
+    return problems
+
+
+def _daily_guess_odds(settings: Settings) -> float | None:
+    match = _RATE.match(settings.otp_sign_in_rate)
+    if match is None or int(match.group(2)) < 1:
+        return None
+    limit = int(match.group(1))
+    window = int(match.group(2)) * _UNITS[match.group(3)]
+    attempts_per_day = limit * 86400 / window
+    return attempts_per_day / code_space(ALPHABETS[settings.otp_characters], settings.otp_length)
+
+
+def configuration_problems(settings: Settings, *, workers: int = 1) -> list[Problem]:
+    """Every unsafe setting in ``settings`` (empty when the configuration is safe).
+
+    ``workers`` is the number of server processes (``keystile serve --workers``):
+    the in-memory limiter counts per process, so several workers multiply the limits.
+    """
+    problems = rate_problems(settings)
+    if settings.password_hash_preset == "test":  # noqa: S105 (a preset name)
+        problems.append(
+            Problem(
+                "KEYSTILE_PASSWORD_HASH_PRESET",
+                "`test` hashes passwords weakly; use `rfc9106_low_memory` or `rfc9106_high_memory`",
+            )
+        )
+    if settings.sender == "webhook":
+        url = settings.webhook_url or ""
+        if urlsplit(url).scheme != "https":
+            problems.append(
+                Problem("KEYSTILE_WEBHOOK_URL", "codes travel in clear text: use https://")
+            )
+        if settings.webhook_secret is None or not settings.webhook_secret.get_secret_value():
+            problems.append(
+                Problem(
+                    "KEYSTILE_WEBHOOK_SECRET",
+                    "webhooks would be sent unsigned: set a random secret of 32+ bytes",
+                )
+            )
+    if (
+        settings.sender == "smtp"
+        and settings.smtp_security == "none"
+        and not _is_loopback(settings.smtp_host)
+    ):
+        problems.append(
+            Problem(
+                "KEYSTILE_SMTP_SECURITY",
+                f"`none` sends codes in clear to {settings.smtp_host}: use `starttls` or `tls`",
+            )
+        )
+    odds = _daily_guess_odds(settings)
+    if settings.otp_enabled and odds is not None and odds > MAX_DAILY_GUESS_ODDS:
+        problems.append(
+            Problem(
+                "KEYSTILE_OTP_SIGN_IN_RATE",
+                f"allows a guesser a {odds:.2e} chance per identity per day (limit "
+                f"{MAX_DAILY_GUESS_ODDS:.0e}): lower the rate or raise KEYSTILE_OTP_LENGTH",
+            )
+        )
+    seen: dict[str, str] = {}
+    for name in KEY_FIELDS:
+        for key in getattr(settings, name):
+            value = key.get_secret_value()
+            if value in seen and seen[value] != name:
+                problems.append(
+                    Problem(
+                        f"KEYSTILE_{name.upper()}",
+                        f"reuses a key of KEYSTILE_{seen[value].upper()}: give each purpose its "
+                        "own random key",
+                    )
+                )
+            seen.setdefault(value, name)
+    if settings.rate_limit_backend == "memory" and workers > 1:
+        problems.append(
+            Problem(
+                "KEYSTILE_RATE_LIMIT_BACKEND",
+                f"`memory` counts per process, so {workers} workers multiply every limit: "
+                "use `database` or `redis`",
+            )
+        )
+    return problems
+
+
+def database_file_problem(settings: Settings) -> Problem | None:
+    """A problem when the SQLite database file is readable by group or others.
+
+    Reads the file's mode (the one I/O in this module): it holds password hashes
+    and the audit log.
+    """
+    url = settings.database_url
+    if not url.startswith("sqlite:///"):
+        return None
+    path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    if mode & 0o077:
+        return Problem(
+            "KEYSTILE_DATABASE_URL",
+            f"{path} is readable by other users (mode {mode:o}): run `chmod 600 {path}`",
+        )
+    return None
