@@ -73,6 +73,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
     if request.param == "sqlite":
         path = tmp_path / "keystile.db"
         shutil.copyfile(sqlite_template, path)
+        path.chmod(0o600)  # as Database creates it; production refuses a readable file
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("postgres_url")
     _truncate(url)

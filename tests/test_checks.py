@@ -84,10 +84,10 @@ def test_production_refuses(overrides: dict[str, Any], option: str, tmp_path: Pa
 def test_development_warns(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     with caplog.at_level(logging.WARNING, logger="keystile.runtime"):
         runtime = Runtime(
-            settings(password_hash_preset="test", database_url=f"sqlite:///{tmp_path}/k.db")
+            settings(otp_sign_in_rate="100/1m", database_url=f"sqlite:///{tmp_path}/k.db")
         )
     runtime.db.dispose()
-    assert "KEYSTILE_PASSWORD_HASH_PRESET" in caplog.text
+    assert "KEYSTILE_OTP_SIGN_IN_RATE" in caplog.text
 
 
 def test_malformed_redis_url_is_a_configuration_error(tmp_path: Path) -> None:

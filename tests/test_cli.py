@@ -100,6 +100,7 @@ def test_production_refuses_an_unmigrated_database(workdir: Path) -> None:
         "KEYSTILE_HASHING_KEYS": "h" * 40,
         "KEYSTILE_ENCRYPTION_KEYS": "e" * 40,
         "KEYSTILE_SENDER": "smtp",
+        "KEYSTILE_PASSWORD_HASH_PRESET": "rfc9106_low_memory",
     }
     refused = run(workdir, "user", "list", **keys)
     assert refused.returncode == 1

@@ -88,11 +88,15 @@ class Runtime:
         missing = settings.missing_keys()
         if missing:
             raise ConfigurationError([f"KEYSTILE_{name.upper()} is not set" for name in missing])
+        invalid_rates = checks.rate_problems(settings)
+        if invalid_rates:  # a zero rate cannot be enforced in any mode
+            raise ConfigurationError([str(problem) for problem in invalid_rates])
         unsafe = [str(problem) for problem in checks.configuration_problems(settings)]
-        if unsafe and settings.mode == "production":
-            raise ConfigurationError(unsafe)
-        for problem in unsafe:
-            logger.warning("unsafe configuration (refused in production): %s", problem)
+        refused = unsafe if settings.mode == "production" else []
+        for problem in unsafe if settings.mode != "production" else []:
+            # The `test` preset is the development and test-suite setting: no warning for it.
+            if not problem.startswith("KEYSTILE_PASSWORD_HASH_PRESET"):
+                logger.warning("unsafe configuration (refused in production): %s", problem)
         self.settings = settings
         self.extensions = extensions or Extensions()
         self.clock: Clock = clock or SystemClock()
@@ -131,7 +135,7 @@ class Runtime:
             privacy=settings.audit_client_address,
             key=self.hashing_keys.current,
         )
-        problems: list[str] = []
+        problems: list[str] = list(refused)  # every problem is reported in one error
         self.limiter = self._build_limiter(problems)
         self.sender = self.extensions.sender or self._build_sender(problems)
         self.mailbox = self.sender.mailbox if isinstance(self.sender, ConsoleSender) else None

@@ -38,7 +38,9 @@ def test_no_mailbox_in_production(
     make_client: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
 ) -> None:
     """Production mode (with a real sender) has no /dev routes."""
-    client = make_client(make_settings(mode="production", sender="smtp"))
+    client = make_client(
+        make_settings(mode="production", sender="smtp", password_hash_preset="rfc9106_low_memory")
+    )
     assert client.get("/dev/mailbox").status_code == 404
     assert client.get("/dev/mailbox.json").status_code == 404
 

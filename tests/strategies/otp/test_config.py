@@ -145,4 +145,4 @@ def test_runtime_refuses_to_start_listing_every_problem(
 def test_production_refuses_the_console_sender(make_settings: Callable[..., Settings]) -> None:
     """The console prints codes in clear: development only."""
     with pytest.raises(ConfigurationError, match="KEYSTILE_SENDER"):
-        Runtime(make_settings(mode="production"))
+        Runtime(make_settings(mode="production", password_hash_preset="rfc9106_low_memory"))
