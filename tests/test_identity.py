@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import unicodedata
 
 import pytest
@@ -72,3 +74,106 @@ def test_malformed_emails_are_refused_with_a_reason(raw: str, reason: str) -> No
     with pytest.raises(InvalidIdentityError) as caught:
         normalize_email(raw)
     assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "<attacker@evil.com>ceo@corp.com",
+        "a@x.io,b@y.io,c@z.io",
+        "a@x.io;b@y.io",
+        '"quoted"@x.io',
+        '"a@evil.com"@corp.com',
+        "Name <a@b.io>",
+        "<a@b.io>",
+        "a@b.io (comment)",
+        "(comment)a@b.io",
+        "a@b.io(comment)",
+        "a@[127.0.0.1]",
+        "a..b@x.io",
+        "a@x",
+        "a@localhost",
+        "a@corp.local",
+        "a@x.invalid",
+        "a@@x.io",
+        "a@x@y.io",
+        "a@-x.io",
+        "a@xn--zz.example",
+    ],
+)
+def test_anything_but_one_bare_address_is_refused(raw: str) -> None:
+    """Display names, comments, lists, quoting, literals and non-mail domains never pass.
+
+    Each of these could make a mail server deliver somewhere other than the one mailbox
+    the identity names (``<attacker@evil.com>ceo@corp.com`` mails the attacker), or key a
+    rate-limit bucket of its own for one victim.
+    """
+    with pytest.raises(InvalidIdentityError) as caught:
+        normalize_email(raw)
+    assert caught.value.reason.startswith("must ")
+
+
+def test_unicode_and_punycode_domains_are_one_identity() -> None:
+    """An internationalised domain has one canonical spelling: Unicode NFC, lower-cased."""
+    canonical = "jürgen@bücher.example"
+    spellings = [
+        "jürgen@bücher.example",
+        "jürgen@xn--bcher-kva.example",
+        "JÜRGEN@XN--BCHER-KVA.EXAMPLE",
+        " Jürgen@BÜCHER.example\t",
+        "ju\u0308rgen@bu\u0308cher.example",
+    ]
+    assert {normalize_email(raw) for raw in spellings} == {canonical}
+    assert normalize_email(canonical) == canonical
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Alice@Example.com", "alice@example.com"),
+        ("  ALICE@EXAMPLE.COM\r\n", "alice@example.com"),
+        ("alice+tag@example.com", "alice+tag@example.com"),
+        ("o'brien@example.co.uk", "o'brien@example.co.uk"),
+        ("first.last@sub.example.org", "first.last@sub.example.org"),
+        ("a" * 64 + "@example.com", "a" * 64 + "@example.com"),
+    ],
+)
+def test_ordinary_addresses_are_accepted_in_one_form(raw: str, expected: str) -> None:
+    """Real-world addresses still pass, case and padding variants share one identity."""
+    assert normalize_email(raw) == expected
+
+
+def test_a_refusal_says_why() -> None:
+    """The reason names the problem in words fit for the ``fields`` of a 400 answer."""
+    with pytest.raises(InvalidIdentityError) as caught:
+        normalize_email('"quoted"@x.io')
+    assert caught.value.reason.startswith("must be one plain email address: ")
+    assert "Quoting" in caught.value.reason
+
+
+@given(emails)
+def test_accepted_addresses_are_bare_and_stable(raw: str) -> None:
+    """Whatever is accepted is one bare ``local@domain`` and normalises to itself."""
+    try:
+        email = normalize_email(raw)
+    except InvalidIdentityError:
+        return
+    assert email.count("@") == 1
+    assert not set(email) & set(' <>(),;:"[]\\')
+    assert normalize_email(email) == email
+    assert email == normalize_identity(email)
+
+
+def test_importing_identity_pulls_in_no_network_modules() -> None:
+    """Validation is pure: no DNS resolver is loaded, even after a call."""
+    code = (
+        "import sys\n"
+        "from keystile.identity import normalize_email\n"
+        "normalize_email('a@xn--bcher-kva.example')\n"
+        "print(sorted(m for m in ('dns', 'dns.resolver', 'email_validator.deliverability')"
+        " if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

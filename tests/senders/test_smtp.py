@@ -43,13 +43,18 @@ class Mail:
 
 @dataclass
 class Recorder:
-    """An aiosmtpd handler that keeps every message; refuses ``nobody@`` recipients."""
+    """An aiosmtpd handler that keeps every message; refuses ``nobody@`` recipients.
+
+    ``rcpt_seen`` lists every ``RCPT TO`` address the handler was asked about.
+    """
 
     received: list[Mail] = field(default_factory=list)
+    rcpt_seen: list[str] = field(default_factory=list)
 
     async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
+        self.rcpt_seen.append(address)
         if address.startswith("nobody@"):
             return "550 5.1.1 No such user"
         envelope.rcpt_tos.append(address)
@@ -343,3 +348,48 @@ def test_unsafe_or_unusable_settings_are_refused(options: dict[str, Any], proble
     values.update(options)
     with pytest.raises(ValueError, match=problem):
         SmtpSender(**values)
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        "victim@example.com, attacker@evil.example",
+        "victim@example.com; attacker@evil.example",
+        "<attacker@evil.example>victim@example.com",
+        "Victim <victim@example.com>, attacker@evil.example",
+    ],
+)
+def test_a_crafted_to_header_never_adds_or_changes_recipients(run_server: Any, to: str) -> None:
+    """Text naming other or several mailboxes is refused, never expanded into recipients.
+
+    Identities are validated before they reach a sender; this is the second wall.
+    :mod:`smtplib` would re-parse even an explicit envelope address, so such text is
+    refused before any connection: the server is asked about no recipient at all.
+    """
+    server = run_server()
+    sender = SmtpSender(host="127.0.0.1", port=server.port, from_address=FROM, security="none")
+    error = _send_error(sender, _otp(to=to))
+    assert error.reason == "the recipient is not one plain email address"
+    assert server.recorder.rcpt_seen == []
+    assert server.recorder.received == []
+
+
+def test_the_envelope_names_exactly_the_one_recipient(run_server: Any) -> None:
+    """One valid address: one ``RCPT TO``, that address, and the ``To:`` header says the same."""
+    server = run_server()
+    sender = SmtpSender(host="127.0.0.1", port=server.port, from_address=FROM, security="none")
+    _send(sender, _otp(to="carol@example.com"))
+    [mail] = server.recorder.received
+    assert mail.rcpt_tos == ["carol@example.com"]
+    assert server.recorder.rcpt_seen == ["carol@example.com"]
+    assert mail.email["To"] == "carol@example.com"
+
+
+def test_an_internationalised_recipient_is_one_smtputf8_recipient(run_server: Any) -> None:
+    """A Unicode address (the canonical identity form) goes out as that one mailbox."""
+    server = run_server(enable_SMTPUTF8=True)
+    sender = SmtpSender(host="127.0.0.1", port=server.port, from_address=FROM, security="none")
+    _send(sender, _otp(to="jürgen@bücher.example"))
+    [mail] = server.recorder.received
+    assert mail.rcpt_tos == ["jürgen@bücher.example"]
+    assert server.recorder.rcpt_seen == ["jürgen@bücher.example"]

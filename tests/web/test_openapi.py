@@ -27,3 +27,21 @@ def test_every_route_documents_its_statuses_and_none_documents_422(
         documented = set(paths[path][method]["responses"])
         assert statuses <= documented, (path, documented)
         assert "422" not in documented
+
+
+def test_email_fields_state_the_identity_rules(
+    make_client: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    """Every ``email`` field says ``format: email`` and ``maxLength: 320``, the rules the
+    identity check applies, so data valid against the document is not refused for length."""
+    client = make_client(make_settings(password_registration_enabled=True))
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    email_fields = [
+        properties["email"]
+        for name, schema in schemas.items()
+        if name not in {"UserBody"} and "email" in (properties := schema.get("properties", {}))
+    ]
+    assert len(email_fields) >= 3
+    for email in email_fields:
+        assert email["format"] == "email"
+        assert email["maxLength"] == 320

@@ -105,19 +105,22 @@ class SmtpSender:
         """Deliver ``message`` to the SMTP server.
 
         Raises:
-            SendError: the connection, TLS, sign-in or any SMTP command failed,
-                or the server refused the recipient. The reason names the step,
-                never the body.
+            SendError: ``message.to`` is not one bare address (checked before
+                any connection), or the connection, TLS, sign-in or any SMTP
+                command failed, or the server refused the recipient. The
+                reason names the step, never the body.
         """
+        if not _is_bare_address(message.to):
+            raise SendError("the recipient is not one plain email address")
         try:
             email = self.build(message)
         except (ValueError, TypeError) as error:
             raise SendError("the email headers are not valid") from error
-        await anyio.to_thread.run_sync(self._deliver, email)
+        await anyio.to_thread.run_sync(self._deliver, email, message.to)
 
-    def _deliver(self, email: EmailMessage) -> None:
+    def _deliver(self, email: EmailMessage, recipient: str) -> None:
         try:
-            self._exchange(email)
+            self._exchange(email, recipient)
         except smtplib.SMTPException as error:
             raise SendError(_smtp_reason(error)) from error
         except ssl.SSLError as error:
@@ -127,7 +130,14 @@ class SmtpSender:
         except OSError as error:
             raise SendError("could not connect to the SMTP server") from error
 
-    def _exchange(self, email: EmailMessage) -> None:
+    def _exchange(self, email: EmailMessage, recipient: str) -> None:
+        """Run the SMTP session; the envelope names ``recipient`` and no one else.
+
+        The recipient is given to ``RCPT TO`` explicitly rather than parsed back
+        out of the ``To:`` header: header parsing would turn a crafted identity
+        (``a@x.io, b@y.io`` or ``<x@evil.com>a@corp.com``) into other or extra
+        recipients, where the envelope must carry the one address asked for.
+        """
         context = self._tls_context or ssl.create_default_context()
         client: smtplib.SMTP
         if self.security == "tls":
@@ -139,7 +149,7 @@ class SmtpSender:
                 client.starttls(context=context)
             if self.username is not None and self._password is not None:
                 client.login(self.username, self._password)
-            refused = client.send_message(email)
+            refused = client.send_message(email, to_addrs=[recipient])
         if refused:
             raise smtplib.SMTPRecipientsRefused(refused)
 
@@ -148,6 +158,26 @@ class SmtpSender:
             f"SmtpSender(host={self.host!r}, port={self.port}, security={self.security!r}, "
             f"from_address={self.from_address!r}, username={self.username!r})"
         )
+
+
+# Characters that make an address more than one bare addr-spec to a header or
+# envelope parser: display names, angle brackets, comments, quoting, lists, groups.
+_NOT_IN_BARE_ADDRESS = frozenset('<>(),;:"[]\\')
+
+
+def _is_bare_address(address: str) -> bool:
+    """Whether ``address`` is one plain ``local@domain`` that parses as itself.
+
+    :mod:`smtplib` re-parses every envelope address (``quoteaddr``), so text
+    such as ``<attacker@evil.com>ceo@corp.com`` would become ``RCPT
+    TO:<attacker@evil.com>`` even when given as ``to_addrs``. Identities are
+    validated long before a sender sees them; this keeps the sender safe on
+    its own for library users who build a :class:`Message` themselves.
+    """
+    if any(ch.isspace() or ch in _NOT_IN_BARE_ADDRESS for ch in address):
+        return False
+    local, at, domain = address.rpartition("@")
+    return bool(at and local and domain) and parseaddr(address) == ("", address)
 
 
 def _smtp_reason(error: smtplib.SMTPException) -> str:
