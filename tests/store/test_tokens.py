@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import pytest
+from sqlalchemy import text
 
 from keystile.store.database import Database
 from keystile.store.tokens import TokenStore
@@ -38,3 +40,26 @@ async def test_purge_removes_only_expired_rows(db: Database) -> None:
     assert await tokens.purge_expired(now=NOW) == 1
     assert await tokens.revoke("kept", now=NOW) is True
     assert await tokens.revoke("gone", now=NOW) is False
+
+
+async def test_concurrent_replaces_leave_one_live_token(db: Database) -> None:
+    """Twenty parallel replaces for one subject: exactly one live token remains.
+
+    On PostgreSQL each replace's revoke saw only committed rows, so several
+    survived until the subject's writes were made to take turns.
+    """
+    tokens = TokenStore(db)
+
+    async def replace(index: int) -> None:
+        await tokens.replace(
+            jti=f"code-{index}", purpose="otp", subject="s", now=NOW, expires_at=LATER
+        )
+
+    async with anyio.create_task_group() as group:
+        for index in range(20):
+            group.start_soon(replace, index)
+    with db.read() as conn:
+        live = conn.execute(
+            text("SELECT count(*) FROM keystile_tokens WHERE revoked_at IS NULL")
+        ).scalar_one()
+    assert live == 1

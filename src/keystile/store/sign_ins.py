@@ -14,12 +14,13 @@ code is consumed: the caller prepares its ``jti`` and expiry up front
 from __future__ import annotations
 
 import functools
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, delete, insert, select, update
+from sqlalchemy import BigInteger, bindparam, case, delete, func, insert, select, update
 
 from keystile.errors import TooManyAttemptsError
 from keystile.store.audit import BLOCKED_SUFFIX, AuditEvent, insert_event
@@ -99,6 +100,38 @@ _LIVE_CODE = (
 )
 
 _ATTEMPTS = tokens.c.failed_attempts + 1
+
+_IDENTITY_LOCK = Prepared(
+    select(func.pg_advisory_xact_lock(bindparam("identity_lock", type_=BigInteger())))
+)
+
+
+def identity_lock_id(identity: str) -> int:
+    """The signed 64-bit PostgreSQL advisory-lock id of ``identity``'s sign-in writes.
+
+    From SHA-256, so every process derives the same id; the prefix keeps it
+    apart from the rate limiter's key locks. Two identities that collide
+    merely queue behind each other.
+    """
+    digest = hashlib.sha256(b"keystile:identity:" + identity.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def lock_identity(conn: Executor, identity: str) -> None:
+    """Serialise the write transactions of one identity; the first step of each.
+
+    Why: under PostgreSQL's READ COMMITTED, two transactions that each
+    "revoke the live codes, insert a new one" see only committed rows, so a
+    burst of requests left several live codes; likewise a count of earlier
+    failures misses those still in flight. A transaction-scoped advisory lock
+    per identity makes them take turns (other identities stay free) and is
+    released at commit or rollback. SQLite needs nothing: ``BEGIN IMMEDIATE``
+    already gives every write transaction the database to itself. Taken
+    before any rate-limit key lock, so every transaction locks in one order.
+    """
+    if conn.dialect.name == "postgresql":
+        _IDENTITY_LOCK.first(conn, {"identity_lock": identity_lock_id(identity)})
+
 
 #: A miss: one more failure on each of the subject's live codes, burning those at the limit.
 _COUNT_MISS = Prepared(
@@ -238,12 +271,15 @@ class SignInStore:
         the user's id is read, so a known identity costs no more than an
         unknown one (the answer's timing must not tell them apart).
         ``admit`` runs first, as in :meth:`redeem_code`: if it refuses, no
-        code is stored and the request is audited as blocked.
+        code is stored and the request is audited as blocked. The identity's
+        writes take turns (:func:`lock_identity`), so however many requests
+        run at once exactly one live code remains.
 
         Raises:
             TooManyAttemptsError: ``admit`` refused the request.
         """
         with self.db.driver_write() as conn:
+            lock_identity(conn, identity)
             wait = admit(conn) if admit is not None else None
             if wait is not None:
                 insert_event(conn, replace(audit, action=audit.action + BLOCKED_SUFFIX))

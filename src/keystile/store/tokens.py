@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, delete, exists, insert, select, update
 
 from keystile.store.database import Database, in_thread
 from keystile.store.prepared import Prepared
+from keystile.store.sign_ins import lock_identity
 from keystile.store.tables import tokens, users
 from keystile.store.types import UTCDateTime
 from keystile.store.users import USER_COLUMNS, User, user_from_row
@@ -89,8 +90,13 @@ class TokenStore:
         now: datetime,
         expires_at: datetime,
     ) -> None:
-        """Revoke the subject's live tokens of ``purpose`` and record a new one, atomically."""
+        """Revoke the subject's live tokens of ``purpose`` and record a new one, atomically.
+
+        The subject's writes take turns (:func:`~keystile.store.sign_ins.lock_identity`),
+        so concurrent replaces leave exactly one live token.
+        """
         with self.db.write() as conn:
+            lock_identity(conn, subject)
             conn.execute(
                 update(tokens)
                 .where(
