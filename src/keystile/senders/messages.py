@@ -59,21 +59,18 @@ def otp_message(
         ValueError: ``expires_at`` is naive, or ``to`` or ``service_name``
             contains a line break.
     """
-    if expires_at.tzinfo is None:
-        raise ValueError("expires_at must be timezone-aware")
-    values = {
-        "service": service_name,
-        "code": code,
-        "lifetime": describe_lifetime(lifetime),
-        "expires": expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
-        "to": to,
-        "notice": IGNORE_NOTICE,
-    }
-    return Message(
+    return _code_message(
         to=to,
         subject=f"Your {service_name} sign-in code",
-        text=_TEXT.format(**values),
-        html=_HTML.format(**{name: escape(value) for name, value in values.items()}),
+        templates=(_TEXT, _HTML),
+        values={
+            "service": service_name,
+            "code": code,
+            "to": to,
+            "notice": IGNORE_NOTICE,
+        },
+        expires_at=expires_at,
+        lifetime=lifetime,
     )
 
 
@@ -126,18 +123,37 @@ def registration_message(
     Raises:
         ValueError: ``expires_at`` is naive.
     """
-    if expires_at.tzinfo is None:
-        raise ValueError("expires_at must be timezone-aware")
-    values = {
-        "service": service_name,
-        "code": code,
-        "lifetime": describe_lifetime(lifetime),
-        "expires": expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
-        "to": to,
-    }
-    return Message(
+    return _code_message(
         to=to,
         subject=f"Confirm your {service_name} account",
-        text=_REGISTRATION_TEXT.format(**values),
-        html=_REGISTRATION_HTML.format(**{name: escape(value) for name, value in values.items()}),
+        templates=(_REGISTRATION_TEXT, _REGISTRATION_HTML),
+        values={"service": service_name, "code": code, "to": to},
+        expires_at=expires_at,
+        lifetime=lifetime,
+    )
+
+
+def _code_message(
+    *,
+    to: str,
+    subject: str,
+    templates: tuple[str, str],
+    values: dict[str, str],
+    expires_at: datetime,
+    lifetime: timedelta,
+) -> Message:
+    """Fill a (text, HTML) template pair that carries a code, escaping every HTML value."""
+    if expires_at.tzinfo is None:
+        raise ValueError("expires_at must be timezone-aware")
+    filled = {
+        **values,
+        "lifetime": describe_lifetime(lifetime),
+        "expires": expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+    }
+    text, html = templates
+    return Message(
+        to=to,
+        subject=subject,
+        text=text.format(**filled),
+        html=html.format(**{name: escape(value) for name, value in filled.items()}),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,9 +32,9 @@ def rate_limit(*actions: str) -> RateLimitProtection:
     return RateLimitProtection(MemoryRateLimiter(), {action: RATE for action in actions})
 
 
-def audit_log() -> AuditLogProtection:
+def audit_log(folder: Path) -> AuditLogProtection:
     # Never queried here: only the kind of protection matters to the validation.
-    return AuditLogProtection(AuditStore(Database("sqlite:///unused-audit.db")))
+    return AuditLogProtection(AuditStore(Database(f"sqlite:///{folder / 'unused-audit.db'}")))
 
 
 def config(**overrides: Any) -> OtpConfig:
@@ -86,15 +87,15 @@ def test_a_hook_counts_as_protection() -> None:
     assert configuration_problems(config(guard=guard)) == []
 
 
-def test_registration_with_audit_log_only_is_refused() -> None:
+def test_registration_with_audit_log_only_is_refused(tmp_path: Path) -> None:
     """Registration needs a protection that works without an existing user."""
     problems = configuration_problems(
-        config(guard=BruteForceGuard([audit_log()]), registration_enabled=True)
+        config(guard=BruteForceGuard([audit_log(tmp_path)]), registration_enabled=True)
     )
     assert len(problems) == 1
     assert problems[0].startswith("otp registration (KEYSTILE_OTP_REGISTRATION_ENABLED)")
-    assert configuration_problems(config(guard=BruteForceGuard([audit_log()]))) == []
-    both = BruteForceGuard([audit_log(), rate_limit("request", "sign_in")])
+    assert configuration_problems(config(guard=BruteForceGuard([audit_log(tmp_path)]))) == []
+    both = BruteForceGuard([audit_log(tmp_path), rate_limit("request", "sign_in")])
     assert configuration_problems(config(guard=both, registration_enabled=True)) == []
 
 
