@@ -16,6 +16,7 @@ from keystile.clock import Clock, SystemClock
 from keystile.crypto.passwords import PasswordHasher
 from keystile.errors import ConfigurationError
 from keystile.flows.sessions import Sessions
+from keystile.flows.sign_in import SignInFlow
 from keystile.limits.database import DatabaseRateLimiter
 from keystile.limits.memory import MemoryRateLimiter
 from keystile.limits.protection import (
@@ -38,10 +39,9 @@ from keystile.settings import Settings
 from keystile.store import migrate
 from keystile.store.audit import AuditStore
 from keystile.store.database import Database
-from keystile.store.registrations import RegistrationStore
-from keystile.store.sign_ins import SignInStore
 from keystile.store.tokens import TokenStore
 from keystile.store.users import UserStore
+from keystile.strategies.attempts import AttemptGate
 from keystile.strategies.audit_trail import AuditTrail
 from keystile.strategies.otp.config import OtpConfig, configuration_problems
 from keystile.strategies.otp.service import OtpService
@@ -115,7 +115,6 @@ class Runtime:
         self.users = UserStore(self.db)
         self.tokens = TokenStore(self.db)
         self.audit = AuditStore(self.db)
-        self.sign_ins = SignInStore(self.db)
         self.codec = TokenCodec(
             settings.ring("signing_keys"),
             issuer=settings.issuer,
@@ -146,35 +145,31 @@ class Runtime:
             registration_enabled=settings.password_registration_enabled,
         )
         password_rate = parse_rate(settings.password_sign_in_rate)
+        password_guard = BruteForceGuard(
+            [
+                RateLimitProtection(
+                    self.limiter,
+                    {"sign_in": password_rate, "register": password_rate},
+                    by_client_address=settings.rate_limit_by_client_address,
+                ),
+                *self.extensions.hooks,
+            ]
+        )
         self.password = PasswordService(
             config=password_config,
-            users=self.users,
+            db=self.db,
             hasher=PasswordHasher.from_preset(password_config.hash_preset),
-            sessions=self.sessions,
-            sign_ins=self.sign_ins,
-            clock=self.clock,
-            guard=BruteForceGuard(
-                [
-                    RateLimitProtection(
-                        self.limiter,
-                        {"sign_in": password_rate, "register": password_rate},
-                        by_client_address=settings.rate_limit_by_client_address,
-                    ),
-                    *self.extensions.hooks,
-                ]
-            ),
+            gate=self._gate("password", password_guard),
             audit=self.audit_trail,
-            registrations=RegistrationStore(self.db),
             dispatcher=self.dispatcher,
             hashing_keys=self.hashing_keys,
+            clock=self.clock,
             service_name=settings.service_name,
         )
 
         self.otp: OtpService | None = None
         if settings.otp_enabled:
             otp_config = OtpConfig(
-                sender=self.sender,
-                guard=self._otp_guard(),
                 lifetime=timedelta(seconds=settings.otp_lifetime_seconds),
                 length=settings.otp_length,
                 characters=settings.otp_characters,
@@ -182,19 +177,33 @@ class Runtime:
                 single_use=settings.otp_single_use,
                 registration_enabled=settings.otp_registration_enabled,
                 max_attempts_per_code=settings.otp_max_attempts,
+            )
+            otp_guard = self._otp_guard()
+            problems += configuration_problems(
+                otp_config,
+                guard=otp_guard,
+                sender=self.sender,
                 generator=self.extensions.otp_generator,
             )
-            problems += configuration_problems(otp_config)
             self.otp = OtpService(
                 config=otp_config,
-                sign_ins=self.sign_ins,
-                sessions=self.sessions,
+                db=self.db,
+                gate=self._gate("otp", otp_guard),
                 audit=self.audit_trail,
                 dispatcher=self.dispatcher,
                 hashing_keys=self.hashing_keys,
                 clock=self.clock,
+                generator=self.extensions.otp_generator,
                 service_name=settings.service_name,
             )
+        self.sign_in = SignInFlow(
+            db=self.db,
+            sessions=self.sessions,
+            audit=self.audit_trail,
+            clock=self.clock,
+            password=self.password,
+            otp=self.otp,
+        )
         if problems:
             self.db.dispose()
             raise ConfigurationError(problems)
@@ -249,6 +258,9 @@ class Runtime:
                 "development only; choose smtp or webhook in production"
             )
         return ConsoleSender(DevMailbox(), clock=self.clock)
+
+    def _gate(self, strategy: str, guard: BruteForceGuard) -> AttemptGate:
+        return AttemptGate(strategy=strategy, guard=guard, audit=self.audit_trail, db=self.db)
 
     def _otp_guard(self) -> BruteForceGuard:
         settings = self.settings

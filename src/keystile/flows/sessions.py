@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 from keystile.clock import Clock
 from keystile.errors import UnauthenticatedError
-from keystile.store.sign_ins import SessionRow
+from keystile.store import tokens
+from keystile.store.prepared import Executor
 from keystile.store.tokens import TokenStore
 from keystile.store.users import User
 from keystile.tokens import PURPOSE_ACCESS, InvalidTokenError, TokenClaims, TokenCodec, new_jti
@@ -33,6 +34,15 @@ class Authenticated:
     def strategies(self) -> tuple[str, ...]:
         """Names of the strategies that authenticated this session, in order."""
         return self.claims.strategies
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """The stored half of an access token that is about to be issued."""
+
+    jti: str
+    purpose: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +85,17 @@ class Sessions:
             jti=new_jti(), purpose=PURPOSE_ACCESS, expires_at=issued_at + self._lifetime
         )
         return PendingSession(row=row, issued_at=issued_at)
+
+    def store_in(self, conn: Executor, user: User, pending: PendingSession) -> None:
+        """Record ``pending``'s token row inside the sign-in's own transaction."""
+        tokens.insert_token(
+            conn,
+            jti=pending.row.jti,
+            purpose=pending.row.purpose,
+            subject=user.subject,
+            now=pending.issued_at,
+            expires_at=pending.row.expires_at,
+        )
 
     def complete(
         self,

@@ -21,7 +21,9 @@ _TRIM = Prepared(
     delete(hits).where(hits.c.key == bindparam("trim_key"), hits.c.hit_at <= bindparam("start"))
 )
 _COUNT = Prepared(
-    select(func.count(), func.min(hits.c.hit_at)).where(hits.c.key == bindparam("count_key"))
+    select(func.count(), func.min(hits.c.hit_at)).where(
+        hits.c.key == bindparam("count_key"), hits.c.hit_at > bindparam("start")
+    )
 )
 _ADVISORY_LOCK = Prepared(
     select(func.pg_advisory_xact_lock(bindparam("lock_id", type_=BigInteger())))
@@ -66,24 +68,40 @@ class DatabaseRateLimiter:
         """
         return await self.db.run(self._purge, before)
 
+    def counts_in(self, db: Database) -> bool:
+        """See :meth:`keystile.limits.RateLimiter.counts_in`: yes, on its own database."""
+        return db is self.db
+
     def hit_in(self, conn: Executor, key: str, rate: Rate, now: datetime) -> Decision:
         """:meth:`hit` inside the caller's write transaction on this limiter's database.
 
-        For a sign-in that counts the attempt and verifies it in one
-        transaction (see :meth:`BruteForceGuard.check`): one write-lock turn
-        instead of two. The hit is as atomic as in :meth:`hit` (the
-        transaction holds the write lock, or on PostgreSQL the key's advisory
-        lock, until it ends) and is kept only if that transaction commits.
+        For an attempt that is counted and verified in one transaction: one
+        write-lock turn instead of two. The hit is as atomic as in :meth:`hit`
+        (the transaction holds the write lock, or on PostgreSQL the key's
+        advisory lock, until it ends) and is kept only if that transaction commits.
         """
         check_hit(key, now)
         self._lock(conn, key)
         _TRIM.execute(conn, {"trim_key": key, "start": now - rate.window})
-        row = _COUNT.first(conn, {"count_key": key})
-        counted, oldest = row if row is not None else (0, None)
+        counted, oldest = self._count(conn, key, rate, now)
         if counted >= rate.limit:
             return denied(rate, oldest=oldest, now=now)
         _RECORD.execute(conn, {"key": key, "hit_at": now})
         return allowed(rate, counted=counted + 1)
+
+    def peek_in(self, conn: Executor, key: str, rate: Rate, now: datetime) -> Decision:
+        """See :meth:`keystile.limits.RateLimiter.peek_in`: counts the window, writes nothing."""
+        check_hit(key, now)
+        counted, oldest = self._count(conn, key, rate, now)
+        if counted >= rate.limit:
+            return denied(rate, oldest=oldest, now=now)
+        return allowed(rate, counted=counted)
+
+    @staticmethod
+    def _count(conn: Executor, key: str, rate: Rate, now: datetime) -> tuple[int, datetime]:
+        row = _COUNT.first(conn, {"count_key": key, "start": now - rate.window})
+        counted, oldest = row if row is not None else (0, now)
+        return int(counted), oldest or now
 
     def _hit(self, key: str, rate: Rate, now: datetime) -> Decision:
         with self.db.driver_write() as conn:

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from keystile.limits.rate import Decision, Rate, allowed, check_hit, denied
+from keystile.limits.rate import CountsOnItsOwn, Decision, Rate, allowed, check_hit, denied
 
 #: Below this many keys the limiter never sweeps: the scan would cost more than it frees.
 _MIN_SWEEP = 1024
@@ -26,7 +26,7 @@ class _Log:
     hits: deque[datetime] = field(default_factory=deque)
 
 
-class MemoryRateLimiter:
+class MemoryRateLimiter(CountsOnItsOwn):
     """Moving-window counts in a dict, guarded by one lock.
 
     The lock is a :class:`threading.Lock`, not an asyncio one, because the

@@ -9,12 +9,14 @@ actions of a strategy:
   counted from the audit table;
 - :class:`HookProtection`: any callable deciding allow or deny.
 
-:meth:`BruteForceGuard.check` runs *before* the credential is verified and
-counts the attempt atomically, so a burst of parallel wrong guesses cannot
-slip past the limit, and the identity's count is independent of which code
-is outstanding (requesting a new code resets nothing). A blocked caller gets
-the same :class:`~keystile.errors.TooManyAttemptsError` whether or not the
-identity exists. A limiter that cannot be reached raises
+Every attempt is counted atomically before any verdict is given, so a
+burst of parallel wrong guesses cannot slip past the limit, and the
+identity's count is independent of which code is outstanding (requesting a
+new code resets nothing). A protection whose counts live in the attempt's
+database counts inside the attempt's own transaction; the others count just
+before it. A blocked caller gets the same
+:class:`~keystile.errors.TooManyAttemptsError` whether or not the identity
+exists. A limiter that cannot be reached raises
 :class:`~keystile.errors.UnavailableError`: nothing is accepted.
 """
 
@@ -27,10 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from keystile.errors import TooManyAttemptsError
-from keystile.limits.database import DatabaseRateLimiter
 from keystile.limits.rate import Rate, RateLimiter
-from keystile.store.audit import AuditStore
+from keystile.store.audit import AuditStore, nth_latest_failure
 from keystile.store.database import Database
 from keystile.store.prepared import Executor
 
@@ -51,14 +51,49 @@ class Attempt:
 
 
 class Protection(Protocol):
-    """A brute-force protection wired to some actions."""
+    """A brute-force protection wired to some actions.
+
+    Every protection can count an attempt on its own (:meth:`check`, before
+    the attempt's transaction). One whose counts live in a database may also
+    declare (:meth:`counts_in`) that it counts inside a write transaction of
+    that database (:meth:`check_in`), so the attempt is counted and verified
+    under one write-lock turn, atomically with everything else it writes.
+    """
 
     @property
     def actions(self) -> frozenset[str]: ...
 
+    def counts_in(self, db: Database) -> bool:
+        """Whether :meth:`check_in` and :meth:`peek_in` may run in ``db``'s transactions."""
+        ...
+
     async def check(self, attempt: Attempt) -> int | None:
         """Count ``attempt``; ``None`` to allow, or seconds until a retry may succeed."""
         ...
+
+    def check_in(self, conn: Executor, attempt: Attempt) -> int | None:
+        """:meth:`check` inside the attempt's write transaction (only where :meth:`counts_in`)."""
+        ...
+
+    def peek_in(self, conn: Executor, attempt: Attempt) -> int | None:
+        """Would :meth:`check_in` refuse? Records nothing (only where :meth:`counts_in`)."""
+        ...
+
+
+class _CountsOnItsOwn:
+    """The in-transaction members of a protection that has no database of its own."""
+
+    def counts_in(self, db: Database) -> bool:
+        """Never."""
+        return False
+
+    def check_in(self, conn: Executor, attempt: Attempt) -> int | None:
+        """Not offered (see :meth:`Protection.check_in`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot count inside a transaction")
+
+    def peek_in(self, conn: Executor, attempt: Attempt) -> int | None:
+        """Not offered (see :meth:`Protection.peek_in`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot count inside a transaction")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +103,8 @@ class RateLimitProtection:
     ``rates`` maps each protected action to its rate. Keys look like
     ``otp:sign_in:id:<identity>`` and ``otp:sign_in:ip:<address>``. The
     per-address limit (``address_rates``, default ten times the identity rate)
-    is for spraying one guess across many identities from one place.
+    is for spraying one guess across many identities from one place. It
+    counts inside the attempt's transaction exactly when its limiter does.
     """
 
     limiter: RateLimiter
@@ -99,6 +135,9 @@ class RateLimitProtection:
             )
         return keyed
 
+    def counts_in(self, db: Database) -> bool:
+        return self.limiter.counts_in(db)
+
     async def check(self, attempt: Attempt) -> int | None:
         waits = []
         for key, rate in self.hits(attempt):  # every key counts the attempt
@@ -107,23 +146,49 @@ class RateLimitProtection:
                 waits.append(decision.retry_after)
         return max(waits, default=None)
 
+    def check_in(self, conn: Executor, attempt: Attempt) -> int | None:
+        decisions = [
+            self.limiter.hit_in(conn, key, rate, attempt.now) for key, rate in self.hits(attempt)
+        ]
+        return max((d.retry_after for d in decisions if not d.allowed), default=None)
+
+    def peek_in(self, conn: Executor, attempt: Attempt) -> int | None:
+        decisions = [
+            self.limiter.peek_in(conn, key, rate, attempt.now) for key, rate in self.hits(attempt)
+        ]
+        return max((d.retry_after for d in decisions if not d.allowed), default=None)
+
 
 @dataclass(frozen=True, slots=True)
 class AuditLogProtection:
-    """Block an identity after ``max_failures`` failures of the strategy within ``window``.
+    """Block an identity after ``max_failures`` failed sign-ins of the strategy within ``window``.
 
     Counted from the audit table, so it holds across processes with no other
-    store; the failure being answered is recorded before the answer is sent.
+    store. Only failed *sign-ins* count: a code request for an unknown
+    identity is not a failure, or the protection would lock out unknown
+    identities and never known ones, telling them apart. Inside the
+    attempt's transaction (after the identity's lock) the count sees every
+    earlier attempt of that identity, so parallel guesses cannot slip past
+    it; the failure being answered is recorded in that same transaction.
     """
 
     audit: AuditStore
     max_failures: int = 5
     window: timedelta = timedelta(minutes=5)
-    protected: frozenset[str] = frozenset({"request", "sign_in"})
+    protected: frozenset[str] = frozenset({"sign_in"})
 
     @property
     def actions(self) -> frozenset[str]:
         return self.protected
+
+    def counts_in(self, db: Database) -> bool:
+        return db is self.audit.db
+
+    def _wait(self, nth: datetime | None, now: datetime) -> int | None:
+        if nth is None:
+            return None
+        # The block lifts when this failure leaves the window.
+        return max(1, math.ceil((nth + self.window - now).total_seconds()))
 
     async def check(self, attempt: Attempt) -> int | None:
         if attempt.action not in self.protected:
@@ -135,17 +200,30 @@ class AuditLogProtection:
             n=self.max_failures,
             actions=self.protected,
         )
-        if nth is None:
+        return self._wait(nth, attempt.now)
+
+    def check_in(self, conn: Executor, attempt: Attempt) -> int | None:
+        if attempt.action not in self.protected:
             return None
-        # The block lifts when this failure leaves the window.
-        return max(1, math.ceil((nth + self.window - attempt.now).total_seconds()))
+        nth = nth_latest_failure(
+            conn,
+            identity=attempt.identity,
+            strategy=attempt.strategy,
+            since=attempt.now - self.window,
+            n=self.max_failures,
+            actions=self.protected,
+        )
+        return self._wait(nth, attempt.now)
+
+    def peek_in(self, conn: Executor, attempt: Attempt) -> int | None:
+        return self.check_in(conn, attempt)  # it records nothing anyway
 
 
 HookResult = bool | Awaitable[bool]
 
 
 @dataclass(frozen=True, slots=True)
-class HookProtection:
+class HookProtection(_CountsOnItsOwn):
     """A custom decision: ``hook(attempt)`` returns (or awaits to) True to allow."""
 
     hook: Callable[[Attempt], HookResult]
@@ -180,29 +258,15 @@ def parse_rate(text: str) -> Rate:
     return Rate(limit=int(limit), window=timedelta(seconds=int(window[:-1]) * _UNITS[unit]))
 
 
-@dataclass(frozen=True, slots=True)
-class DeferredHits:
-    """Rate-limit hits an attempt still owes, to be made inside the caller's write transaction.
-
-    See :meth:`BruteForceGuard.check`. :meth:`admit` runs first in that
-    transaction, before anything is verified.
-    """
-
-    hits: tuple[tuple[DatabaseRateLimiter, str, Rate], ...]
-    now: datetime
-
-    def admit(self, conn: Executor) -> int | None:
-        """Make every hit; ``None`` to go on, or seconds until a retry may succeed."""
-        waits = [
-            decision.retry_after
-            for limiter, key, rate in self.hits
-            if not (decision := limiter.hit_in(conn, key, rate, self.now)).allowed
-        ]
-        return max(waits, default=None)
-
-
 class BruteForceGuard:
-    """The protections of one strategy, run together before each attempt."""
+    """The protections of one strategy, run together before each attempt.
+
+    Each protection wired to the attempt's action counts it once: on its own
+    (:meth:`check_alone`, before the attempt's transaction) or, where it
+    declares it can, inside that transaction (:meth:`counted_in`). The
+    caller (:class:`keystile.strategies.attempts.AttemptGate`) decides,
+    audits and raises a refusal in one place.
+    """
 
     def __init__(self, protections: Iterable[Protection]) -> None:
         self.protections = tuple(protections)
@@ -217,37 +281,26 @@ class BruteForceGuard:
             isinstance(protection, AuditLogProtection) for protection in self.protections
         )
 
-    async def check(
-        self, attempt: Attempt, *, defer_to: Database | None = None
-    ) -> DeferredHits | None:
-        """Count the attempt with every protection wired to its action.
+    def counted_in(self, attempt: Attempt, db: Database) -> tuple[Protection, ...]:
+        """The protections of ``attempt`` that count inside ``db``'s write transactions."""
+        return tuple(
+            protection
+            for protection in self.protections
+            if attempt.action in protection.actions and protection.counts_in(db)
+        )
 
-        All of them run (so each counts the attempt), then the longest wait
-        wins. With ``defer_to``, rate limits kept by a
-        :class:`DatabaseRateLimiter` on that database are not hit here but
-        returned, for the caller to make with :meth:`DeferredHits.admit` as
-        the first step of its own write transaction there: the attempt is
-        counted and verified under one write-lock turn instead of two. If
-        another protection already refuses, they are not made: the attempt
-        is refused without being verified either way.
+    async def check_alone(self, attempt: Attempt, db: Database) -> int | None:
+        """Count ``attempt`` with every protection that cannot count inside ``db``.
+
+        All of them run (so each counts the attempt); the longest wait wins.
 
         Raises:
-            TooManyAttemptsError: any protection run here denies.
             UnavailableError: a protection's store is unreachable.
         """
-        deferred: list[tuple[DatabaseRateLimiter, str, Rate]] = []
-        waits: list[int] = []
-        for protection in self.protections:
-            if attempt.action not in protection.actions:
-                continue
-            if isinstance(protection, RateLimitProtection):
-                limiter = protection.limiter
-                if isinstance(limiter, DatabaseRateLimiter) and limiter.db is defer_to:
-                    deferred.extend((limiter, key, rate) for key, rate in protection.hits(attempt))
-                    continue
-            wait = await protection.check(attempt)
-            if wait is not None:
-                waits.append(wait)
-        if waits:
-            raise TooManyAttemptsError(retry_after=max(waits))
-        return DeferredHits(tuple(deferred), attempt.now) if deferred else None
+        waits = [
+            wait
+            for protection in self.protections
+            if attempt.action in protection.actions and not protection.counts_in(db)
+            if (wait := await protection.check(attempt)) is not None
+        ]
+        return max(waits, default=None)

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from keystile.store.database import Database
+    from keystile.store.prepared import Executor
 
 #: Longest key a limiter accepts: the width of ``keystile_rate_limit_hits.key``.
 #: Checked by every backend so a key works on all of them or on none.
@@ -67,6 +71,14 @@ class RateLimiter(Protocol):
       :class:`keystile.errors.UnavailableError` and never allows.
     * Keys are non-empty and at most :data:`MAX_KEY_LENGTH` characters
       (``ValueError`` otherwise); a naive ``now`` is a ``ValueError`` too.
+
+    A backend that keeps its counts in a database may also declare that it
+    can count a hit *inside* a write transaction of that database
+    (:meth:`counts_in`), so an attempt is counted and verified under one
+    write-lock turn; :meth:`hit_in` then honours the same contract as
+    :meth:`hit`, and the hit is kept only if the caller's transaction commits.
+    Backends without the capability (memory, Redis) answer ``False`` and are
+    counted on their own, before the attempt's transaction.
     """
 
     async def hit(self, key: str, rate: Rate, *, now: datetime) -> Decision:
@@ -75,6 +87,29 @@ class RateLimiter(Protocol):
 
     async def reset(self, key: str) -> None:
         """Forget every hit of ``key`` (for example after a successful sign-in)."""
+        ...
+
+    def counts_in(self, db: Database) -> bool:
+        """Whether :meth:`hit_in` and :meth:`peek_in` may run inside ``db``'s transactions."""
+        ...
+
+    def hit_in(self, conn: Executor, key: str, rate: Rate, now: datetime) -> Decision:
+        """:meth:`hit` inside the caller's write transaction (only where :meth:`counts_in`).
+
+        Raises:
+            NotImplementedError: the backend cannot count inside a transaction.
+        """
+        ...
+
+    def peek_in(self, conn: Executor, key: str, rate: Rate, now: datetime) -> Decision:
+        """What :meth:`hit` would answer, recording nothing (only where :meth:`counts_in`).
+
+        For a costly verification (a password hash): a caller that is locked
+        out already is refused before the work, and counted for real later.
+
+        Raises:
+            NotImplementedError: the backend cannot count inside a transaction.
+        """
         ...
 
     async def aclose(self) -> None:
@@ -109,3 +144,19 @@ def denied(rate: Rate, *, oldest: datetime, now: datetime) -> Decision:
     wait = (oldest + rate.window - now) // timedelta(microseconds=1)
     seconds = -(-wait // _SECOND_IN_MICROSECONDS)
     return Decision(allowed=False, retry_after=max(1, seconds), remaining=0)
+
+
+class CountsOnItsOwn:
+    """The :class:`RateLimiter` members of a backend that cannot count inside a transaction."""
+
+    def counts_in(self, db: Database) -> bool:
+        """Never: this backend's counts live outside any database."""
+        return False
+
+    def hit_in(self, conn: Executor, key: str, rate: Rate, now: datetime) -> Decision:
+        """Not offered: see :meth:`RateLimiter.hit_in`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot count inside a transaction")
+
+    def peek_in(self, conn: Executor, key: str, rate: Rate, now: datetime) -> Decision:
+        """Not offered: see :meth:`RateLimiter.peek_in`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot count inside a transaction")

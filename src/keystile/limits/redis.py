@@ -17,7 +17,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from keystile.errors import UnavailableError
-from keystile.limits.rate import Decision, Rate, allowed, check_hit, denied
+from keystile.limits.rate import CountsOnItsOwn, Decision, Rate, allowed, check_hit, denied
 
 # KEYS[1] the key; ARGV: now (ms), window (ms), limit, a member unique to this hit.
 # Returns {1, hits counted including this one} or {0, score of the oldest hit}.
@@ -41,7 +41,7 @@ _MILLISECOND = timedelta(milliseconds=1)
 _TIMEOUT_SECONDS = 2.0
 
 
-class RedisRateLimiter:
+class RedisRateLimiter(CountsOnItsOwn):
     """Moving-window counts in Redis, shared by every client of the server.
 
     The client gives up after :data:`_TIMEOUT_SECONDS` to connect or answer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,6 +65,54 @@ _INSERT = Prepared(
 )
 
 
+@functools.cache
+def _nth_failure(n: int, actions: tuple[str, ...] | None) -> Prepared:
+    query = (
+        select(audit_events.c.occurred_at)
+        .where(
+            audit_events.c.identity == bindparam("identity"),
+            audit_events.c.strategy == bindparam("strategy"),
+            audit_events.c.success.is_(False),
+            audit_events.c.occurred_at > bindparam("since"),
+        )
+        .order_by(audit_events.c.occurred_at.desc())
+        .limit(1)
+        .offset(n - 1)
+    )
+    if actions is not None:
+        query = query.where(
+            audit_events.c.action.in_([bindparam(f"action{i}") for i in range(len(actions))])
+        )
+    return Prepared(query)
+
+
+def nth_latest_failure(
+    conn: Executor,
+    *,
+    identity: str,
+    strategy: str,
+    since: datetime,
+    n: int,
+    actions: Collection[str] | None = None,
+) -> datetime | None:
+    """When the ``n``-th most recent failure of ``identity`` after ``since`` happened.
+
+    ``None`` when there are fewer than ``n``. For a block of "``n``
+    failures within a window" this is both the verdict (blocked if not
+    ``None``) and the time the block lifts (this failure plus the window),
+    in one indexed query that reads at most ``n`` rows.
+
+    ``actions`` limits the search to those actions (blocked attempts are
+    recorded under ``<action>_blocked`` and so are not counted by naming
+    the plain actions: a lockout does not extend itself).
+    """
+    names = tuple(sorted(actions)) if actions is not None else None
+    values: dict[str, object] = {"identity": identity, "strategy": strategy, "since": since}
+    values.update({f"action{i}": name for i, name in enumerate(names or ())})
+    row = _nth_failure(n, names).first(conn, values)
+    return row[0] if row is not None else None
+
+
 class AuditStore:
     """Audit events on SQLite or PostgreSQL."""
 
@@ -86,34 +135,11 @@ class AuditStore:
         n: int,
         actions: Collection[str] | None = None,
     ) -> datetime | None:
-        """When the ``n``-th most recent failure of ``identity`` after ``since`` happened.
-
-        ``None`` when there are fewer than ``n``. For a block of "``n``
-        failures within a window" this is both the verdict (blocked if not
-        ``None``) and the time the block lifts (this failure plus the window),
-        in one indexed query that reads at most ``n`` rows.
-
-        ``actions`` limits the search to those actions (blocked attempts are
-        recorded under ``<action>_blocked`` and so are not counted by naming
-        the plain actions: a lockout does not extend itself).
-        """
-        query = (
-            select(audit_events.c.occurred_at)
-            .where(
-                audit_events.c.identity == identity,
-                audit_events.c.strategy == strategy,
-                audit_events.c.success.is_(False),
-                audit_events.c.occurred_at > since,
+        """See :func:`nth_latest_failure` (its own read)."""
+        with self.db.driver_read() as conn:
+            return nth_latest_failure(
+                conn, identity=identity, strategy=strategy, since=since, n=n, actions=actions
             )
-            .order_by(audit_events.c.occurred_at.desc())
-            .limit(1)
-            .offset(n - 1)
-        )
-        if actions is not None:
-            query = query.where(audit_events.c.action.in_(sorted(actions)))
-        with self.db.read() as conn:
-            found: datetime | None = conn.execute(query).scalar_one_or_none()
-        return found
 
     @in_thread
     def purge(self, *, before: datetime) -> int:

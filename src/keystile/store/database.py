@@ -205,6 +205,46 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(func, *args, **kwargs))
 
+    async def transact(
+        self, work: Callable[[DriverConnection], R], *, retry_on_conflict: bool = False
+    ) -> R:
+        """Run ``work`` as one short write transaction in the pool: a unit of work.
+
+        ``work`` composes repository functions (each takes the connection and
+        runs :class:`~keystile.store.prepared.Prepared` statements); it is
+        committed when it returns and rolled back when it raises, so an
+        attempt's writes (its limiter hit, the code consumed, the user
+        registered, the session row, the audit record) land together or not
+        at all. On SQLite the transaction is one writer turn.
+
+        ``retry_on_conflict``: after a unique or foreign-key violation, run
+        ``work`` once more in a new transaction (it must then find what the
+        winning transaction wrote, e.g. the user a concurrent first sign-in
+        created). Only for work that is safe to repeat from the start.
+
+        Raises:
+            UnavailableError: the database cannot be reached or stayed locked.
+        """
+        return await self.run(self._transact, work, retry_on_conflict)
+
+    def _transact(self, work: Callable[[DriverConnection], R], retry_on_conflict: bool) -> R:
+        try:
+            with self.driver_write() as conn:
+                return work(conn)
+        except self.integrity_errors:
+            if not retry_on_conflict:
+                raise
+        with self.driver_write() as conn:
+            return work(conn)
+
+    async def query(self, work: Callable[[DriverConnection], R]) -> R:
+        """Run read-only ``work`` in the pool (no write lock, no transaction on SQLite)."""
+        return await self.run(self._query, work)
+
+    def _query(self, work: Callable[[DriverConnection], R]) -> R:
+        with self.driver_read() as conn:
+            return work(conn)
+
     def dispose(self) -> None:
         """Close every pooled connection; the threads end once their work is done.
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import Dialect
+from sqlalchemy.exc import StatementError
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.sql.selectable import Select
 
@@ -73,7 +75,13 @@ class _Compiled:
                 raise KeyError(f"missing parameter {bind.name!r}")
             else:
                 value = bind.default
-            converted.append(bind.process(value) if bind.process is not None else value)
+            try:
+                converted.append(bind.process(value) if bind.process is not None else value)
+            except (TypeError, ValueError) as error:
+                # As SQLAlchemy's own execution reports a failed bind conversion.
+                raise StatementError(
+                    f"({type(error).__name__}) {error}", self.sql, None, error
+                ) from error
         if self.positional:
             return converted
         return {bind.name: value for bind, value in zip(self.binds, converted, strict=True)}
@@ -153,12 +161,14 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
                 process=parameter.type.dialect_impl(dialect).bind_processor(dialect),
             )
         )
-    results: tuple[_Processor, ...] = ()
+    columns: Sequence[Any] = ()
     if isinstance(statement, Select):
-        results = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in statement.selected_columns
-        )
+        columns = list(statement.selected_columns)
+    elif isinstance(statement, UpdateBase):  # the RETURNING columns, if any
+        columns = list(statement.exported_columns)
+    results = tuple(
+        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+    )
     return _Compiled(
         sql=str(compiled), positional=bool(compiled.positional), binds=tuple(binds), results=results
     )

@@ -4,115 +4,73 @@ A registration stores the new password's hash on a token row (purpose
 ``password_registration``, subject the normalised email, id the keyed hash of
 the confirmation code mailed to that address). Only the code's holder can
 move the hash onto the user, so nobody can pre-register someone else's
-address with a password of their own.
+address with a password of their own. Functions run inside the caller's
+transaction (see :mod:`keystile.store.tokens`).
 """
 
 from __future__ import annotations
 
-import uuid
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, update
 
-from keystile.store.database import Database, in_thread
-from keystile.store.tables import tokens, users
-from keystile.store.users import USER_COLUMNS, User, user_from_row
+from keystile.store import tokens
+from keystile.store.prepared import Executor, Prepared
+from keystile.store.tables import tokens as token_rows
+from keystile.store.types import UTCDateTime
 
 PURPOSE = "password_registration"
 
 
-class RegistrationStore:
-    """Pending registrations on SQLite or PostgreSQL (callers pass normalised emails)."""
+def replace_pending(
+    conn: Executor,
+    *,
+    identity: str,
+    code_id: str,
+    password_hash: str,
+    now: datetime,
+    expires_at: datetime,
+) -> None:
+    """Make ``code_id`` the identity's only live pending registration."""
+    tokens.replace_code(
+        conn,
+        jti=code_id,
+        purpose=PURPOSE,
+        subject=identity,
+        now=now,
+        expires_at=expires_at,
+        extra={"password_hash": password_hash},
+    )
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
 
-    @in_thread
-    def replace_pending(
-        self,
-        *,
-        identity: str,
-        code_id: str,
-        password_hash: str,
-        now: datetime,
-        expires_at: datetime,
-    ) -> None:
-        """Make ``code_id`` the identity's only live pending registration (one transaction)."""
-        with self.db.write() as conn:
-            conn.execute(
-                update(tokens)
-                .where(
-                    tokens.c.purpose == PURPOSE,
-                    tokens.c.subject == identity,
-                    tokens.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=now)
-            )
-            # A code drawn twice for one identity reuses its id: drop the old row first.
-            conn.execute(
-                tokens.delete().where(tokens.c.jti == code_id, tokens.c.purpose == PURPOSE)
-            )
-            conn.execute(
-                insert(tokens).values(
-                    jti=code_id,
-                    purpose=PURPOSE,
-                    subject=identity,
-                    created_at=now,
-                    expires_at=expires_at,
-                    revoked_at=None,
-                    extra={"password_hash": password_hash},
-                )
-            )
+@functools.cache
+def _consume(candidates: int) -> Prepared:
+    return Prepared(
+        update(token_rows)
+        .where(
+            token_rows.c.jti.in_([bindparam(f"id{index}") for index in range(candidates)]),
+            token_rows.c.purpose == PURPOSE,
+            token_rows.c.subject == bindparam("subject"),
+            token_rows.c.revoked_at.is_(None),
+            token_rows.c.expires_at > bindparam("now", type_=UTCDateTime()),
+        )
+        .values(revoked_at=bindparam("used_at", type_=UTCDateTime()))
+        .returning(token_rows.c.extra)
+    )
 
-    @in_thread
-    def confirm(self, *, identity: str, code_ids: Sequence[str], now: datetime) -> User | None:
-        """Consume a live pending registration and give its password to the user.
 
-        One transaction: the row is used up by one conditional ``UPDATE … RETURNING``
-        (so of parallel confirmations exactly one wins), then the user is created,
-        or an existing user's password is replaced (the code proves the address).
-        ``None`` when no live row matches.
-        """
-        with self.db.write() as conn:
-            row = conn.execute(
-                update(tokens)
-                .where(
-                    tokens.c.jti.in_(list(code_ids)),
-                    tokens.c.purpose == PURPOSE,
-                    tokens.c.subject == identity,
-                    tokens.c.revoked_at.is_(None),
-                    tokens.c.expires_at > now,
-                )
-                .values(revoked_at=now)
-                .returning(tokens.c.extra)
-            ).first()
-            if row is None:
-                return None
-            password_hash = str(row[0]["password_hash"])
-            found = conn.execute(select(*USER_COLUMNS).where(users.c.email == identity)).first()
-            if found is not None:
-                user = user_from_row(found)
-                conn.execute(
-                    update(users)
-                    .where(users.c.id == user.id)
-                    .values(password_hash=password_hash, updated_at=now)
-                )
-                return user
-            user = User(
-                id=uuid.uuid4(),
-                email=identity,
-                password_hash=password_hash,
-                created_at=now,
-                updated_at=now,
-            )
-            conn.execute(
-                insert(users).values(
-                    id=user.id,
-                    email=identity,
-                    password_hash=password_hash,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            return user
+def consume_pending(
+    conn: Executor, *, identity: str, code_ids: Sequence[str], now: datetime
+) -> str | None:
+    """Use up a live pending registration; the password hash it kept, or ``None``.
+
+    One conditional ``UPDATE … RETURNING``: of parallel confirmations exactly one wins.
+    """
+    values: dict[str, object] = {"subject": identity, "now": now, "used_at": now}
+    values.update({f"id{index}": code_id for index, code_id in enumerate(code_ids)})
+    row = _consume(len(code_ids)).first(conn, values)
+    if row is None or not isinstance(row[0], dict):
+        return None
+    return str(row[0]["password_hash"])

@@ -1,20 +1,205 @@
-"""The token repository: every issued token's id, so it can be revoked and consumed once."""
+"""The token repository: sessions and short codes, each row found by its id.
+
+A row is an issued access token (``jti`` random, so it can be revoked) or a
+short code (``jti`` the keyed hash of the code, so the code is never
+stored). The module-level functions run inside the caller's transaction, a
+unit of work that a service or flow composes; the :class:`TokenStore`
+methods are single statements in their own transaction, for the paths that
+need nothing else.
+"""
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, insert, select, update
+from sqlalchemy import bindparam, case, delete, exists, insert, select, update
 
 from keystile.store.database import Database, in_thread
-from keystile.store.prepared import Prepared
-from keystile.store.sign_ins import lock_identity
+from keystile.store.locks import lock_identity
+from keystile.store.prepared import Executor, Prepared
 from keystile.store.tables import tokens, users
 from keystile.store.types import UTCDateTime
 from keystile.store.users import USER_COLUMNS, User, user_from_row
+
+_INSERT = Prepared(
+    insert(tokens).values(
+        jti=bindparam("jti"),
+        purpose=bindparam("purpose"),
+        subject=bindparam("subject"),
+        created_at=bindparam("created_at"),
+        expires_at=bindparam("expires_at"),
+        revoked_at=None,
+        extra=bindparam("extra"),
+    )
+)
+
+_REVOKE_LIVE = Prepared(
+    update(tokens)
+    .where(
+        tokens.c.subject == bindparam("live_subject"),
+        tokens.c.purpose == bindparam("live_purpose"),
+        tokens.c.revoked_at.is_(None),
+    )
+    .values(revoked_at=bindparam("revoked_now"))
+)
+
+_DROP = Prepared(
+    delete(tokens).where(
+        tokens.c.jti == bindparam("jti"),
+        tokens.c.subject == bindparam("subject"),
+        tokens.c.purpose == bindparam("purpose"),
+    )
+)
+
+_LIVE = (
+    tokens.c.purpose == bindparam("purpose"),
+    tokens.c.subject == bindparam("subject"),
+    tokens.c.revoked_at.is_(None),
+    tokens.c.expires_at > bindparam("now", type_=UTCDateTime()),
+)
+
+_ATTEMPTS = tokens.c.failed_attempts + 1
+
+#: A miss: one more failure on each of the subject's live codes, burning those at the limit.
+_COUNT_MISS = Prepared(
+    update(tokens)
+    .where(*_LIVE)
+    .values(
+        failed_attempts=_ATTEMPTS,
+        revoked_at=case(
+            (bindparam("max_failures") <= _ATTEMPTS, bindparam("burn_at", type_=UTCDateTime())),
+            else_=None,
+        ),
+    )
+)
+
+
+def insert_token(
+    conn: Executor,
+    *,
+    jti: str,
+    purpose: str,
+    subject: str,
+    now: datetime,
+    expires_at: datetime,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Record an issued token or code."""
+    _INSERT.execute(
+        conn,
+        {
+            "jti": jti,
+            "purpose": purpose,
+            "subject": subject,
+            "created_at": now,
+            "expires_at": expires_at,
+            "extra": dict(extra) if extra else None,
+        },
+    )
+
+
+def revoke_live(conn: Executor, *, subject: str, purpose: str, now: datetime) -> int:
+    """Revoke every live token of ``purpose`` for ``subject``; how many were live."""
+    return _REVOKE_LIVE.execute(
+        conn, {"live_subject": subject, "live_purpose": purpose, "revoked_now": now}
+    )
+
+
+def drop_token(conn: Executor, *, jti: str, subject: str, purpose: str) -> None:
+    """Delete one row outright.
+
+    For a code drawn again for one identity: its id is keyed on (strategy,
+    identity, code), so it equals an earlier, by now revoked, row's id, and
+    that row must go before the new one is inserted.
+    """
+    _DROP.execute(conn, {"jti": jti, "subject": subject, "purpose": purpose})
+
+
+def replace_code(
+    conn: Executor,
+    *,
+    jti: str,
+    purpose: str,
+    subject: str,
+    now: datetime,
+    expires_at: datetime,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Make ``jti`` the subject's only live code of ``purpose``.
+
+    The caller holds the subject's lock (:func:`~keystile.store.locks.lock_identity`),
+    so concurrent replaces leave exactly one live code.
+    """
+    revoke_live(conn, subject=subject, purpose=purpose, now=now)
+    drop_token(conn, jti=jti, subject=subject, purpose=purpose)
+    insert_token(
+        conn,
+        jti=jti,
+        purpose=purpose,
+        subject=subject,
+        now=now,
+        expires_at=expires_at,
+        extra=extra,
+    )
+
+
+@functools.cache
+def _code_match(candidates: int, single_use: bool) -> Prepared:
+    """Use up (or, not single use, find) a live code among ``candidates`` ids."""
+    match = (
+        *_LIVE,
+        tokens.c.jti.in_([bindparam(f"id{index}") for index in range(candidates)]),
+        tokens.c.failed_attempts < bindparam("max_failures"),
+    )
+    if single_use:
+        return Prepared(
+            update(tokens)
+            .where(*match)
+            .values(revoked_at=bindparam("used_at", type_=UTCDateTime()))
+        )
+    return Prepared(select(tokens.c.jti).where(*match).limit(1))
+
+
+def consume_code(
+    conn: Executor,
+    code_ids: Sequence[str],
+    *,
+    purpose: str,
+    subject: str,
+    now: datetime,
+    max_failures: int,
+    single_use: bool,
+) -> bool:
+    """Use up a matching live code, or count a miss against the subject's live codes.
+
+    A hit is one ``UPDATE … WHERE revoked_at IS NULL`` checked by row count,
+    so of any number of parallel attempts with one code exactly one wins (not
+    single use: the code is only found). A miss adds one to
+    ``failed_attempts`` of the subject's live codes and burns (revokes) each
+    that reaches ``max_failures``.
+    """
+    values: dict[str, object] = {
+        "purpose": purpose,
+        "subject": subject,
+        "now": now,
+        "max_failures": max_failures,
+        "used_at": now,
+        "burn_at": now,
+    }
+    values.update({f"id{index}": code_id for index, code_id in enumerate(code_ids)})
+    statement = _code_match(len(code_ids), single_use)
+    if single_use:
+        hit = statement.execute(conn, values) > 0
+    else:
+        hit = statement.first(conn, values) is not None
+    if not hit:
+        _COUNT_MISS.execute(conn, values)
+    return hit
+
 
 # Compiled once: this is the token check of every authenticated request.
 _ACTIVE_USER = Prepared(

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, insert, select, update
 
 from keystile.errors import AlreadyRegisteredError
 from keystile.store.database import Database, in_thread
+from keystile.store.prepared import Executor, Prepared
 from keystile.store.tables import users
 
 
@@ -56,6 +56,67 @@ USER_COLUMNS = (
 )
 
 
+_BY_EMAIL = Prepared(select(*USER_COLUMNS).where(users.c.email == bindparam("email")))
+_ID_BY_EMAIL = Prepared(select(users.c.id).where(users.c.email == bindparam("email")))
+_INSERT = Prepared(
+    insert(users).values(
+        id=bindparam("id"),
+        email=bindparam("email"),
+        password_hash=bindparam("password_hash"),
+        created_at=bindparam("created_at"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+_SET_PASSWORD_HASH = Prepared(
+    update(users)
+    .where(users.c.id == bindparam("user_id"))
+    .values(password_hash=bindparam("password_hash"), updated_at=bindparam("updated_at"))
+)
+
+
+def find_by_email(conn: Executor, email: str) -> User | None:
+    """The user with normalised ``email``, or ``None`` (inside the caller's transaction)."""
+    row = _BY_EMAIL.first(conn, {"email": email})
+    return user_from_row(row) if row is not None else None
+
+
+def find_subject_by_email(conn: Executor, email: str) -> str | None:
+    """Only the ``sub`` of the user with ``email``: the cheapest existence check.
+
+    Reading the id alone keeps a known identity's cost close to an unknown
+    one's, where an answer's timing must not tell them apart.
+    """
+    row = _ID_BY_EMAIL.first(conn, {"email": email})
+    return str(row[0]) if row is not None else None
+
+
+def insert_user(conn: Executor, email: str, *, password_hash: str | None, now: datetime) -> User:
+    """Insert a new user; the unique index on ``email`` refuses a second one."""
+    user = User(
+        id=uuid.uuid4(), email=email, password_hash=password_hash, created_at=now, updated_at=now
+    )
+    _INSERT.execute(
+        conn,
+        {
+            "id": user.id,
+            "email": email,
+            "password_hash": password_hash,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    return user
+
+
+def set_password_hash(
+    conn: Executor, user_id: uuid.UUID, password_hash: str, *, now: datetime
+) -> None:
+    """Replace a user's password hash."""
+    _SET_PASSWORD_HASH.execute(
+        conn, {"user_id": user_id, "password_hash": password_hash, "updated_at": now}
+    )
+
+
 class UserStore:
     """Users on SQLite or PostgreSQL. Callers pass normalised emails."""
 
@@ -70,34 +131,17 @@ class UserStore:
             AlreadyRegisteredError: the email is taken (decided by the unique index,
                 so two parallel registrations cannot both win).
         """
-        user = User(
-            id=uuid.uuid4(),
-            email=email,
-            password_hash=password_hash,
-            created_at=now,
-            updated_at=now,
-        )
         try:
             with self.db.write() as conn:
-                conn.execute(
-                    insert(users).values(
-                        id=user.id,
-                        email=email,
-                        password_hash=password_hash,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-        except IntegrityError:
+                return insert_user(conn, email, password_hash=password_hash, now=now)
+        except self.db.integrity_errors:
             raise AlreadyRegisteredError() from None
-        return user
 
     @in_thread
     def get_by_email(self, email: str) -> User | None:
         """The user with normalised ``email``, or ``None``."""
-        with self.db.read() as conn:
-            row = conn.execute(select(*USER_COLUMNS).where(users.c.email == email)).first()
-        return user_from_row(row) if row is not None else None
+        with self.db.driver_read() as conn:
+            return find_by_email(conn, email)
 
     @in_thread
     def get(self, user_id: uuid.UUID) -> User | None:
@@ -122,8 +166,4 @@ class UserStore:
     def set_password_hash(self, user_id: uuid.UUID, password_hash: str, *, now: datetime) -> None:
         """Replace the user's password hash (after a rehash with new parameters)."""
         with self.db.write() as conn:
-            conn.execute(
-                update(users)
-                .where(users.c.id == user_id)
-                .values(password_hash=password_hash, updated_at=now)
-            )
+            set_password_hash(conn, user_id, password_hash, now=now)

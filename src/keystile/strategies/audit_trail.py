@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from keystile.crypto.keyring import Key
+from keystile.limits.protection import Attempt
 from keystile.privacy import AddressPrivacy, protect_address
 from keystile.store.audit import BLOCKED_SUFFIX, AuditEvent, AuditStore
 
@@ -68,21 +69,17 @@ class AuditTrail:
             )
         )
 
-    async def blocked(
-        self,
-        *,
-        strategy: str,
-        action: str,
-        now: datetime,
-        identity: str,
-        client_address: str | None,
-    ) -> None:
-        """Record an attempt refused by a brute-force limit (not itself counted as a failure)."""
-        await self.record(
-            strategy=strategy,
-            action=action + BLOCKED_SUFFIX,
+    def blocked_event(self, attempt: Attempt) -> AuditEvent:
+        """The record of an attempt a brute-force limit refused.
+
+        Stored under ``<action>_blocked``: not itself a failure of the action,
+        so a lockout does not extend itself.
+        """
+        return self.event(
+            strategy=attempt.strategy,
+            action=attempt.action + BLOCKED_SUFFIX,
             success=False,
-            now=now,
-            identity=identity,
-            client_address=client_address,
+            now=attempt.now,
+            identity=attempt.identity,
+            client_address=attempt.client_address,
         )

@@ -56,9 +56,10 @@ class Keystile:
     def router(self) -> APIRouter:
         """Every Keystile route, under ``settings.route_prefix``."""
         router = APIRouter(prefix=self.settings.route_prefix)
-        router.include_router(password_router(self.runtime.password))
-        if self.runtime.otp is not None:
-            router.include_router(otp_router(self.runtime.otp))
+        runtime = self.runtime
+        router.include_router(password_router(runtime.password, runtime.sign_in))
+        if runtime.otp is not None:
+            router.include_router(otp_router(runtime.otp, runtime.sign_in))
         router.include_router(session_router(self.runtime.sessions))
         return router
 

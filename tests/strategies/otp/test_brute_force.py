@@ -6,9 +6,13 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
+import anyio
+import pytest
 from fastapi.testclient import TestClient
 
 from keystile.clock import ManualClock
+from keystile.errors import AuthenticationFailedError, TooManyAttemptsError
+from keystile.runtime import Runtime
 from keystile.settings import Settings
 from tests.servers import free_port
 from tests.strategies.otp.conftest import Inbox
@@ -128,13 +132,25 @@ def test_an_unreachable_limiter_answers_503_and_accepts_nothing(
         assert response.json()["error"] == "unavailable"
 
 
+#: audit_log protection with a rate limit so high that only the audit log decides.
+AUDIT_LOG_DECIDES = {
+    "otp_brute_force": "rate_limit,audit_log",
+    "otp_sign_in_rate": "1000/10m",
+    "otp_request_rate": "1000/10m",
+}
+
+
 def test_audit_log_protection_blocks_after_failures(
     make_client: Callable[[Settings], TestClient],
     otp_settings: Callable[..., Settings],
     settings: Settings,
 ) -> None:
-    """audit_log only: after five failures in five minutes the identity is blocked."""
-    client = make_client(otp_settings(otp_brute_force="audit_log"))
+    """audit_log: after five failures in five minutes the identity is blocked.
+
+    (With a rate limit too, high enough that only the audit log decides: audit_log
+    alone is refused since it leaves code requests unlimited.)
+    """
+    client = make_client(otp_settings(**AUDIT_LOG_DECIDES))
     add_user(settings, VICTIM)
     for _ in range(5):
         assert sign_in(client, VICTIM, "AAAAAA").status_code == 401
@@ -149,7 +165,7 @@ def test_an_audit_log_block_says_when_it_lifts_and_lifts_then(
     clock: ManualClock,
 ) -> None:
     """Retry-After is the time until the oldest counted failure leaves the window."""
-    client = make_client(otp_settings(otp_brute_force="audit_log"))
+    client = make_client(otp_settings(**AUDIT_LOG_DECIDES))
     add_user(settings, VICTIM)
     for _ in range(5):  # failures at 0, 30, 60, 90 and 120 s
         assert sign_in(client, VICTIM, "AAAAAA").status_code == 401
@@ -179,3 +195,50 @@ def test_the_redis_backend_counts_across_app_instances(
     statuses = [sign_in(client, VICTIM, "AAAAAA").status_code for client in [first, second] * 4]
     assert statuses.count(401) == 5
     assert statuses.count(429) == 3
+
+
+def test_audit_log_protection_treats_known_and_unknown_identities_alike(
+    make_client: Callable[[Settings], TestClient],
+    otp_settings: Callable[..., Settings],
+    settings: Settings,
+) -> None:
+    """Code requests are not failures: eight requests each for a known and an unknown
+    identity all answer 200 (issue 7 item 3: the unknown one used to be throttled after
+    five, the known never, telling them apart)."""
+    client = make_client(otp_settings(**AUDIT_LOG_DECIDES))
+    add_user(settings, VICTIM)
+    for identity in (VICTIM, "nobody@example.com"):
+        statuses = [request_code(client, identity).status_code for _ in range(8)]
+        assert statuses == [200] * 8, identity
+
+
+@pytest.mark.anyio
+async def test_parallel_wrong_guesses_cannot_pass_the_audit_log_limit(
+    otp_settings: Callable[..., Settings], clock: ManualClock
+) -> None:
+    """Thirty concurrent wrong guesses with audit-log protection: exactly five are judged.
+
+    The failure count is read inside each attempt's own transaction, after the
+    identity's lock, so no guess is judged on a count that misses one in flight
+    (issue 7 item 3: 13 of 30 were judged with a limit of 5).
+    """
+    runtime = Runtime(otp_settings(database_pool_size=20, **AUDIT_LOG_DECIDES), clock=clock)
+    await runtime.users.create(VICTIM, password_hash=None, now=clock.now())
+    outcomes: list[str] = []
+
+    async def guess() -> None:
+        try:
+            await runtime.sign_in.otp(VICTIM, "AAAAAA")
+        except AuthenticationFailedError:
+            outcomes.append("judged")
+        except TooManyAttemptsError:
+            outcomes.append("blocked")
+
+    try:
+        async with anyio.create_task_group() as group:
+            for _ in range(30):
+                group.start_soon(guess)
+    finally:
+        await runtime.aclose()
+    assert outcomes.count("judged") == 5
+    assert outcomes.count("blocked") == 25

@@ -37,13 +37,20 @@ def audit_log(folder: Path) -> AuditLogProtection:
     return AuditLogProtection(AuditStore(Database(f"sqlite:///{folder / 'unused-audit.db'}")))
 
 
-def config(**overrides: Any) -> OtpConfig:
-    values: dict[str, Any] = {
-        "sender": ConsoleSender(),
-        "guard": BruteForceGuard([rate_limit("request", "sign_in")]),
-    }
-    values.update(overrides)
-    return OtpConfig(**values)
+def problems_of(
+    *,
+    guard: BruteForceGuard | None = None,
+    sender: Any = "console",
+    generator: object | None = None,
+    **overrides: Any,
+) -> list[str]:
+    """The problems of an OtpConfig with ``overrides`` and the collaborators given to it."""
+    return configuration_problems(
+        OtpConfig(**overrides),
+        guard=guard or BruteForceGuard([rate_limit("request", "sign_in")]),
+        sender=ConsoleSender() if sender == "console" else sender,
+        generator=generator,
+    )
 
 
 @pytest.mark.parametrize(
@@ -61,7 +68,7 @@ def config(**overrides: Any) -> OtpConfig:
 )
 def test_entropy_floor_of_one_million_codes(characters: str, length: int, accepted: bool) -> None:
     """Digits need 6 symbols, the letter sets 5; the message names the option and the fix."""
-    problems = configuration_problems(config(characters=characters, length=length))
+    problems = problems_of(characters=characters, length=length)
     if accepted:
         assert problems == []
     else:
@@ -73,10 +80,10 @@ def test_entropy_floor_of_one_million_codes(characters: str, length: int, accept
 
 def test_missing_protection_is_refused_per_action() -> None:
     """No protection at all, or one wired to a single action, names each uncovered action."""
-    none = configuration_problems(config(guard=BruteForceGuard([])))
+    none = problems_of(guard=BruteForceGuard([]))
     assert [p for p in none if "nothing protects the request action" in p]
     assert [p for p in none if "nothing protects the sign_in action" in p]
-    only_sign_in = configuration_problems(config(guard=BruteForceGuard([rate_limit("sign_in")])))
+    only_sign_in = problems_of(guard=BruteForceGuard([rate_limit("sign_in")]))
     assert len(only_sign_in) == 1
     assert "request action" in only_sign_in[0]
 
@@ -84,19 +91,25 @@ def test_missing_protection_is_refused_per_action() -> None:
 def test_a_hook_counts_as_protection() -> None:
     """A custom hook wired to both actions satisfies the wiring check."""
     guard = BruteForceGuard([HookProtection(lambda attempt: True)])
-    assert configuration_problems(config(guard=guard)) == []
+    assert problems_of(guard=guard) == []
 
 
 def test_registration_with_audit_log_only_is_refused(tmp_path: Path) -> None:
     """Registration needs a protection that works without an existing user."""
-    problems = configuration_problems(
-        config(guard=BruteForceGuard([audit_log(tmp_path)]), registration_enabled=True)
-    )
-    assert len(problems) == 1
-    assert problems[0].startswith("otp registration (KEYSTILE_OTP_REGISTRATION_ENABLED)")
-    assert configuration_problems(config(guard=BruteForceGuard([audit_log(tmp_path)]))) == []
+    problems = problems_of(guard=BruteForceGuard([audit_log(tmp_path)]), registration_enabled=True)
+    assert [p for p in problems if p.startswith("otp registration (KEYSTILE_OTP_REGISTRATION")]
     both = BruteForceGuard([audit_log(tmp_path), rate_limit("request", "sign_in")])
-    assert configuration_problems(config(guard=both, registration_enabled=True)) == []
+    assert problems_of(guard=both, registration_enabled=True) == []
+
+
+def test_audit_log_alone_leaves_requests_unlimited_and_is_refused(tmp_path: Path) -> None:
+    """audit_log counts failed sign-ins only, so alone it leaves code requests unlimited.
+
+    Issue 7 item 3: such a configuration is refused at start-up, naming the action.
+    """
+    [problem] = problems_of(guard=BruteForceGuard([audit_log(tmp_path)]))
+    assert "nothing protects the request action" in problem
+    assert "KEYSTILE_OTP_BRUTE_FORCE" in problem
 
 
 class OnlyGenerate:
@@ -111,14 +124,14 @@ class WeakButComplete(OnlyGenerate):
 
 def test_custom_generator_needs_normalize_and_skips_the_entropy_check() -> None:
     """A generator without normalize() is refused; a complete one is trusted (its author's duty)."""
-    [problem] = configuration_problems(config(generator=OnlyGenerate()))
+    [problem] = problems_of(generator=OnlyGenerate())
     assert "no normalize() method" in problem
-    assert configuration_problems(config(generator=WeakButComplete(), length=2)) == []
+    assert problems_of(generator=WeakButComplete(), length=2) == []
 
 
 def test_missing_sender_is_refused() -> None:
     """A sender is required."""
-    assert configuration_problems(config(sender=None)) == [
+    assert problems_of(sender=None) == [
         "otp sender (KEYSTILE_SENDER): a sender is required to deliver codes"
     ]
 

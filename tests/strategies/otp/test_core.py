@@ -10,8 +10,6 @@ from hypothesis import strategies as st
 
 from keystile.crypto.alphabets import ALPHABETS, code_space, generate_code, min_length
 from keystile.crypto.keyring import KeyRing
-from keystile.limits.protection import BruteForceGuard
-from keystile.senders.console import ConsoleSender
 from keystile.strategies.otp import core
 from keystile.strategies.otp.config import OtpConfig
 
@@ -19,7 +17,7 @@ RING = KeyRing(["k" * 40])
 
 
 def config(**overrides: object) -> OtpConfig:
-    return OtpConfig(sender=ConsoleSender(), guard=BruteForceGuard([]), **overrides)  # type: ignore[arg-type]
+    return OtpConfig(**overrides)  # type: ignore[arg-type]
 
 
 def test_alphabets_have_the_documented_sizes() -> None:
@@ -85,4 +83,4 @@ def test_new_codes_use_the_configured_length_and_alphabet() -> None:
         def normalize(self, code: str) -> str:
             return code.strip().upper()
 
-    assert core.new_code(config(generator=Lower(), lifetime=timedelta(minutes=1))) == "ABC"
+    assert core.new_code(config(lifetime=timedelta(minutes=1)), Lower()) == "ABC"

@@ -63,13 +63,12 @@ async def issue_code(runtime: Runtime, email: str = EMAIL) -> str:
 async def test_twenty_parallel_sign_ins_with_one_code_give_one_session(runtime: Runtime) -> None:
     """The consumption is one atomic statement: exactly one of twenty concurrent uses wins."""
     assert runtime.otp is not None
-    otp = runtime.otp
     code = await issue_code(runtime)
     outcomes: list[str] = []
 
     async def attempt() -> None:
         try:
-            await otp.sign_in(EMAIL, code)
+            await runtime.sign_in.otp(EMAIL, code)
             outcomes.append("session")
         except AuthenticationFailedError:
             outcomes.append("refused")
@@ -87,12 +86,11 @@ async def test_parallel_wrong_guesses_cannot_pass_the_limit(
     """Thirty concurrent guesses against a 5-per-10-minutes limit: exactly five are judged."""
     runtime = Runtime(make_settings(database_pool_size=20), clock=clock)
     assert runtime.otp is not None
-    otp = runtime.otp
     outcomes: list[str] = []
 
     async def guess() -> None:
         try:
-            await otp.sign_in(EMAIL, "AAAAAA")
+            await runtime.sign_in.otp(EMAIL, "AAAAAA")
         except AuthenticationFailedError:
             outcomes.append("judged")
         except TooManyAttemptsError:
@@ -118,7 +116,7 @@ async def test_request_and_sign_in_from_python(runtime: Runtime) -> None:
     [message] = capture.messages
     assert message.to == EMAIL
     code = next(word for word in message.text.split() if len(word) == 6 and word.isupper())
-    result = await runtime.otp.sign_in(EMAIL, code.lower())
+    result = await runtime.sign_in.otp(EMAIL, code.lower())
     assert result.user.email == EMAIL
     assert result.strategies == ("otp",)
 
@@ -139,8 +137,8 @@ async def test_audit_records_every_attempt_and_never_the_code(runtime: Runtime) 
     await runtime.otp.request("nobody@example.com", client_address="203.0.113.9")
     code = await issue_code(runtime)
     with pytest.raises(AuthenticationFailedError):
-        await runtime.otp.sign_in(EMAIL, "AAAAAA")
-    await runtime.otp.sign_in(EMAIL, code)
+        await runtime.sign_in.otp(EMAIL, "AAAAAA")
+    await runtime.sign_in.otp(EMAIL, code)
     rows = await audit_rows(runtime)
     summary = [(r["strategy"], r["action"], bool(r["success"]), r["identity"]) for r in rows]
     assert summary == [
@@ -218,12 +216,11 @@ async def test_parallel_first_sign_ins_of_a_reusable_code_register_one_user(
     )
     try:
         assert runtime.otp is not None
-        otp = runtime.otp
         code = await issue_code(runtime, "new@example.com")
         subjects: list[str] = []
 
         async def attempt() -> None:
-            session = await otp.sign_in("new@example.com", code)
+            session = await runtime.sign_in.otp("new@example.com", code)
             subjects.append(session.user.subject)
 
         async with anyio.create_task_group() as group:
@@ -254,9 +251,9 @@ async def test_a_blocked_attempt_is_audited_and_verifies_nothing(
         code = await issue_code(runtime)
         for _ in range(2):
             with pytest.raises(AuthenticationFailedError):
-                await runtime.otp.sign_in(EMAIL, "AAAAAA")
+                await runtime.sign_in.otp(EMAIL, "AAAAAA")
         with pytest.raises(TooManyAttemptsError) as blocked:
-            await runtime.otp.sign_in(EMAIL, code)
+            await runtime.sign_in.otp(EMAIL, code)
         assert 1 <= blocked.value.retry_after <= 60
         rows = await audit_rows(runtime)
         assert [(r["action"], bool(r["success"])) for r in rows] == [
@@ -270,7 +267,7 @@ async def test_a_blocked_attempt_is_audited_and_verifies_nothing(
             ).scalar_one()
         assert failed == 2  # the blocked attempt was not checked against the code
         clock.advance(timedelta(seconds=61))
-        session = await runtime.otp.sign_in(EMAIL, code)
+        session = await runtime.sign_in.otp(EMAIL, code)
         assert session.user.email == EMAIL
     finally:
         await runtime.aclose()

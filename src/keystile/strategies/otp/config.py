@@ -7,13 +7,15 @@ while the list is not empty.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from keystile.crypto.alphabets import ALPHABETS, MIN_CODE_SPACE, code_space, min_length
-from keystile.limits.protection import BruteForceGuard
-from keystile.senders.base import Sender
+
+if TYPE_CHECKING:  # collaborators are checked here, never held: imports stay cheap
+    from keystile.limits.protection import BruteForceGuard
+    from keystile.senders.base import Sender
 
 STRATEGY = "otp"
 ACTIONS = ("request", "sign_in")
@@ -39,9 +41,11 @@ class CodeGenerator(Protocol):
 class OtpConfig:
     """Frozen options of the OTP strategy (defaults as documented in the README).
 
+    Values only: the collaborators (the sender, the brute-force guard, a
+    custom code generator) are given to the service, and checked together
+    with these values by :func:`configuration_problems`.
+
     Attributes:
-        sender: delivers the code (required).
-        guard: the brute-force protections; must cover ``request`` and ``sign_in``.
         identity_field: the JSON field holding the identity (``email``).
         lifetime: how long a code is valid.
         length: symbols per code.
@@ -50,11 +54,8 @@ class OtpConfig:
         single_use: when True, a code signs in once.
         registration_enabled: a correct code for an unknown identity creates the user.
         max_attempts_per_code: wrong guesses after which the outstanding code is burned.
-        generator: replaces the built-in generator (see :class:`CodeGenerator`).
     """
 
-    sender: Sender | None
-    guard: BruteForceGuard
     identity_field: str = "email"
     lifetime: timedelta = timedelta(minutes=10)
     length: int = 6
@@ -63,7 +64,6 @@ class OtpConfig:
     single_use: bool = True
     registration_enabled: bool = False
     max_attempts_per_code: int = 5
-    generator: object | None = field(default=None)
 
     @property
     def alphabet(self) -> str:
@@ -71,12 +71,24 @@ class OtpConfig:
         return ALPHABETS[self.characters]
 
 
-def configuration_problems(config: OtpConfig) -> list[str]:
-    """Every problem with ``config``, each naming the option (and its variable) to change."""
+def configuration_problems(
+    config: OtpConfig,
+    *,
+    guard: BruteForceGuard,
+    sender: Sender | None,
+    generator: object | None = None,
+) -> list[str]:
+    """Every problem with ``config`` and the collaborators the service will get, each
+    naming the option (and its variable) to change.
+
+    ``guard`` must protect both actions; ``sender`` is required; a custom
+    ``generator`` (see :class:`CodeGenerator`) must be complete, and skips the
+    entropy check.
+    """
     problems: list[str] = []
     if config.identity_field != "email":
         problems.append("otp identity_field: only 'email' is supported")
-    if config.sender is None:
+    if sender is None:
         problems.append("otp sender (KEYSTILE_SENDER): a sender is required to deliver codes")
     if config.lifetime <= timedelta(0) or config.lifetime > timedelta(hours=1):
         problems.append(
@@ -89,7 +101,7 @@ def configuration_problems(config: OtpConfig) -> list[str]:
             f"otp characters (KEYSTILE_OTP_CHARACTERS): {config.characters!r} is not one of "
             f"{', '.join(sorted(ALPHABETS))}"
         )
-    elif config.generator is None:
+    elif generator is None:
         space = code_space(config.alphabet, config.length)
         if space < MIN_CODE_SPACE:
             problems.append(
@@ -98,21 +110,21 @@ def configuration_problems(config: OtpConfig) -> list[str]:
                 f"{MIN_CODE_SPACE:,} required; use a length of at least "
                 f"{min_length(config.alphabet)} or a larger character set"
             )
-    if config.generator is not None:
+    if generator is not None:
         for method in ("generate", "normalize"):
-            if not callable(getattr(config.generator, method, None)):
+            if not callable(getattr(generator, method, None)):
                 problems.append(
                     f"otp generator: the custom generator has no {method}() method; it must "
                     "provide generate(length, characters) and normalize(code)"
                 )
     for action in ACTIONS:
-        if not config.guard.covers(action):
+        if not guard.covers(action):
             problems.append(
                 f"otp brute-force protection (KEYSTILE_OTP_BRUTE_FORCE): nothing protects the "
-                f"{action} action; wire rate_limit, audit_log or a custom hook to both "
-                "request and sign_in"
+                f"{action} action; wire rate_limit (or a custom hook) to both request and "
+                "sign_in (audit_log protects sign_in only: it counts failed sign-ins)"
             )
-    if config.registration_enabled and config.guard.audit_log_only():
+    if config.registration_enabled and guard.audit_log_only():
         problems.append(
             "otp registration (KEYSTILE_OTP_REGISTRATION_ENABLED): audit-log protection alone "
             "cannot protect registration (it counts failures of existing users); add rate_limit "

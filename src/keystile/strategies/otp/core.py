@@ -17,21 +17,21 @@ from keystile.strategies.otp.config import STRATEGY, CodeGenerator, OtpConfig
 MAX_CODE_INPUT = 64
 
 
-def normalize_code(config: OtpConfig, code: str) -> str:
-    """The comparable form of a code: the generator's, or trimmed (and upper-cased)."""
-    if isinstance(config.generator, CodeGenerator):
-        return config.generator.normalize(code)
+def normalize_code(config: OtpConfig, code: str, generator: object | None = None) -> str:
+    """The comparable form of a code: a custom ``generator``'s, or trimmed (and upper-cased)."""
+    if isinstance(generator, CodeGenerator):
+        return generator.normalize(code)
     trimmed = code.strip()
     return trimmed if config.case_sensitive else trimmed.upper()
 
 
-def new_code(config: OtpConfig) -> str:
+def new_code(config: OtpConfig, generator: object | None = None) -> str:
     """A fresh code to send (already in normalised form)."""
-    if isinstance(config.generator, CodeGenerator):
-        raw = config.generator.generate(config.length, config.alphabet)
+    if isinstance(generator, CodeGenerator):
+        raw = generator.generate(config.length, config.alphabet)
     else:
         raw = generate_code(config.alphabet, config.length)
-    return normalize_code(config, raw)
+    return normalize_code(config, raw, generator)
 
 
 def code_token_id(ring: KeyRing, identity: str, normalised_code: str) -> str:

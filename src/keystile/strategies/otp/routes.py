@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from keystile.flows.sign_in import SignInFlow
 from keystile.strategies.otp.service import OtpService
 from keystile.web.guards import client_address
 from keystile.web.responses import NoStoreRoute, error_responses
 from keystile.web.schemas import AuthenticatedBody, OtpRequestBody, OtpSignInBody, StatusBody
 
 
-def otp_router(service: OtpService) -> APIRouter:
-    """Routes for ``service``."""
+def otp_router(service: OtpService, sign_in_flow: SignInFlow) -> APIRouter:
+    """Routes for ``service``; a sign-in goes through ``sign_in_flow``."""
     router = APIRouter(prefix="/user/otp", route_class=NoStoreRoute, tags=["otp"])
 
     @router.post(
@@ -31,7 +32,7 @@ def otp_router(service: OtpService) -> APIRouter:
         summary="Sign in with a one-time code",
     )
     async def sign_in(body: OtpSignInBody, request: Request) -> AuthenticatedBody:
-        result = await service.sign_in(
+        result = await sign_in_flow.otp(
             body.user.email, body.user.otp, client_address=client_address(request)
         )
         return AuthenticatedBody.of(result)

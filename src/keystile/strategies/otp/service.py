@@ -1,34 +1,100 @@
-"""OTP actions: request a code, sign in with it.
+"""OTP actions: request a code, and check a submitted one for the sign-in flow.
 
-Both actions run the brute-force guard first, so every attempt is counted
-before anything is verified, and both answer alike for known and unknown
-identities:
+Both count the attempt before anything is decided and answer alike for known
+and unknown identities:
 
-- ``request`` always stores a fresh code for the identity (a random one
-  nobody receives when the identity is unknown and registration is off), so
-  the two paths do the same database work; only the background send differs.
-- ``sign_in`` consumes the code in one atomic statement; wrong, expired,
-  used and unknown all end in the same :class:`AuthenticationFailedError`.
+- :meth:`OtpService.request` always stores a fresh code for the identity (a
+  random one nobody receives when the identity is unknown and registration
+  is off), so the two paths do the same database work; only the background
+  send differs. One write transaction: the limiter hit, the old code
+  revoked, the new one stored, the audit record.
+- :meth:`OtpService.claim` parses a submitted code for
+  :class:`keystile.flows.sign_in.SignInFlow`, whose transaction consumes it
+  in one atomic statement (:class:`OtpCheck`); wrong, expired, used and
+  unknown all end in the same failure.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+
 from keystile.clock import Clock
 from keystile.crypto.keyring import KeyRing
-from keystile.errors import AuthenticationFailedError
-from keystile.flows.sessions import Authenticated, PendingSession, Sessions
 from keystile.senders.base import Message
 from keystile.senders.dispatch import Dispatcher, FailureCallback
 from keystile.senders.messages import otp_message
-from keystile.store.sign_ins import SignInStore
-from keystile.store.users import User
-from keystile.strategies.attempts import AttemptGate, parse_identity
+from keystile.store import tokens, users
+from keystile.store.audit import insert_event
+from keystile.store.database import Database
+from keystile.store.locks import lock_identity
+from keystile.store.prepared import Executor
+from keystile.strategies.attempts import Admission, AttemptGate, parse_identity
 from keystile.strategies.audit_trail import AuditTrail
+from keystile.strategies.factors import VerifiedFactor
 from keystile.strategies.otp import core
 from keystile.strategies.otp.config import STRATEGY, OtpConfig
 from keystile.tokens import AMR_OTP
 
 PURPOSE = "otp"
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What a code request's transaction found: whom it is for, whether to send, or a wait."""
+
+    subject: str | None
+    deliver: bool
+    wait: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OtpCheck:
+    """A submitted code, checked inside the sign-in's write transaction.
+
+    Attributes:
+        identity: the normalised identity.
+        code_ids: the ids the code may be stored under (one per hashing key).
+        max_failures: misses after which the identity's live code is burned.
+        single_use: whether a hit uses the code up.
+        register: whether a correct code for an unknown identity creates the user.
+    """
+
+    identity: str
+    code_ids: tuple[str, ...]
+    max_failures: int
+    single_use: bool
+    register: bool
+
+    strategy = STRATEGY
+    action = "sign_in"
+    audit_action = "sign_in"
+    costly = False
+
+    async def prepare(self) -> OtpCheck:
+        """Nothing to do outside the transaction: the check is one statement in it."""
+        return self
+
+    def verify(self, conn: Executor, now: datetime) -> VerifiedFactor | None:
+        """Consume the code (or count a miss); the user it signs in, created if allowed."""
+        hit = tokens.consume_code(
+            conn,
+            self.code_ids,
+            purpose=PURPOSE,
+            subject=self.identity,
+            now=now,
+            max_failures=self.max_failures,
+            single_use=self.single_use,
+        )
+        if not hit:
+            return None
+        user = users.find_by_email(conn, self.identity)
+        if user is None and self.register:
+            user = users.insert_user(conn, self.identity, password_hash=None, now=now)
+        if user is None:
+            return None
+        return VerifiedFactor(user=user, strategy=STRATEGY, amr=AMR_OTP, at=now)
 
 
 class OtpService:
@@ -38,23 +104,24 @@ class OtpService:
         self,
         *,
         config: OtpConfig,
-        sign_ins: SignInStore,
-        sessions: Sessions,
+        db: Database,
+        gate: AttemptGate,
         audit: AuditTrail,
         dispatcher: Dispatcher,
         hashing_keys: KeyRing,
         clock: Clock,
+        generator: object | None = None,
         service_name: str = "Keystile",
     ) -> None:
         self.config = config
-        self._sign_ins = sign_ins
-        self._sessions = sessions
+        self.gate = gate
+        self._db = db
         self._audit = audit
         self._dispatcher = dispatcher
         self._ring = hashing_keys
         self._clock = clock
+        self._generator = generator
         self._service_name = service_name
-        self._gate = AttemptGate(strategy=STRATEGY, guard=config.guard, audit=audit, clock=clock)
 
     async def request(self, identity: str, *, client_address: str | None = None) -> None:
         """Store a new code for ``identity`` and send it if the identity may sign in.
@@ -67,29 +134,20 @@ class OtpService:
             UnavailableError: the store or the limiter is unreachable.
         """
         normalised = parse_identity(identity)
-        deferred = await self._gate.enter(
-            "request", normalised, client_address, defer_to=self._sign_ins.db
-        )
         now = self._clock.now()
-        code = core.new_code(self.config)
+        admission = await self.gate.enter("request", normalised, client_address, now=now)
+        code = core.new_code(self.config, self._generator)
         expires_at = now + self.config.lifetime
-        subject, deliver = await self._sign_ins.store_code(
-            identity=normalised,
-            code_id=core.code_token_id(self._ring, normalised, code),
-            purpose=PURPOSE,
-            now=now,
-            expires_at=expires_at,
-            audit=self._audit.event(
-                strategy=STRATEGY,
-                action="request",
-                success=False,
+        stored = await self._db.transact(
+            functools.partial(
+                self._store_code,
+                admission,
+                code_id=core.code_token_id(self._ring, normalised, code),
                 now=now,
-                identity=normalised,
-                client_address=client_address,
-            ),
-            deliver_to_unknown=self.config.registration_enabled,
-            admit=deferred.admit if deferred is not None else None,
+                expires_at=expires_at,
+            )
         )
+        Admission.settle(stored.wait)
         # Built and submitted either way (discarded when not delivered): the
         # answer's timing must not tell a known identity from an unknown one.
         message = otp_message(
@@ -100,7 +158,62 @@ class OtpService:
             service_name=self._service_name,
         )
         self._dispatcher.submit(
-            message, on_failure=self._delivery_failed(normalised, subject), discard=not deliver
+            message,
+            on_failure=self._delivery_failed(normalised, stored.subject),
+            discard=not stored.deliver,
+        )
+
+    def _store_code(
+        self,
+        admission: Admission,
+        conn: Executor,
+        *,
+        code_id: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> _Stored:
+        """One transaction: count, replace the identity's code, audit.
+
+        The identity's writes take turns (:func:`lock_identity`), so however
+        many requests run at once exactly one live code remains. Only the
+        user's id is read, so a known identity costs what an unknown one does.
+        """
+        identity = admission.attempt.identity
+        lock_identity(conn, identity)
+        wait = admission.count_in(conn)
+        if wait is not None:
+            return _Stored(subject=None, deliver=False, wait=wait)
+        subject = users.find_subject_by_email(conn, identity)
+        tokens.replace_code(
+            conn, jti=code_id, purpose=PURPOSE, subject=identity, now=now, expires_at=expires_at
+        )
+        deliver = subject is not None or self.config.registration_enabled
+        event = self._audit.event(
+            strategy=STRATEGY,
+            action="request",
+            success=deliver,
+            now=now,
+            identity=identity,
+            subject=subject,
+            client_address=admission.attempt.client_address,
+        )
+        insert_event(conn, event)
+        return _Stored(subject=subject, deliver=deliver, wait=None)
+
+    def claim(self, identity: str, code: str) -> OtpCheck:
+        """Parse a submitted code for the sign-in flow (nothing is checked yet).
+
+        Raises:
+            InvalidRequestError: the identity is malformed.
+        """
+        normalised = parse_identity(identity)
+        submitted = core.normalize_code(self.config, code[: core.MAX_CODE_INPUT], self._generator)
+        return OtpCheck(
+            identity=normalised,
+            code_ids=tuple(core.candidate_token_ids(self._ring, normalised, submitted)),
+            max_failures=self.config.max_attempts_per_code,
+            single_use=self.config.single_use,
+            register=self.config.registration_enabled,
         )
 
     def _delivery_failed(self, identity: str, subject: str | None) -> FailureCallback:
@@ -115,60 +228,3 @@ class OtpService:
             )
 
         return record
-
-    async def _redeem(
-        self,
-        identity: str,
-        code: str,
-        client_address: str | None,
-        pending: PendingSession | None,
-    ) -> User:
-        normalised = parse_identity(identity)
-        # A database rate limit on the sign-in store's own database is hit inside
-        # the sign-in transaction (one write-lock turn per attempt, not two).
-        deferred = await self._gate.enter(
-            "sign_in", normalised, client_address, defer_to=self._sign_ins.db
-        )
-        now = self._clock.now()
-        submitted = core.normalize_code(self.config, code[: core.MAX_CODE_INPUT])
-        user = await self._sign_ins.redeem_code(
-            identity=normalised,
-            code_ids=core.candidate_token_ids(self._ring, normalised, submitted),
-            purpose=PURPOSE,
-            now=now,
-            max_failures=self.config.max_attempts_per_code,
-            single_use=self.config.single_use,
-            register=self.config.registration_enabled,
-            session=pending.row if pending else None,
-            audit=self._audit.event(
-                strategy=STRATEGY,
-                action="sign_in",
-                success=False,
-                now=now,
-                identity=normalised,
-                client_address=client_address,
-            ),
-            admit=deferred.admit if deferred is not None else None,
-        )
-        if user is None:
-            raise AuthenticationFailedError()
-        return user
-
-    async def verify(self, identity: str, code: str, *, client_address: str | None = None) -> User:
-        """The user the code belongs to, after consuming it (no session is started).
-
-        Raises:
-            InvalidRequestError: the identity is malformed.
-            TooManyAttemptsError: a brute-force limit holds.
-            AuthenticationFailedError: wrong, expired, used, burned, or unknown identity.
-            UnavailableError: the store or the limiter is unreachable.
-        """
-        return await self._redeem(identity, code, client_address, None)
-
-    async def sign_in(
-        self, identity: str, code: str, *, client_address: str | None = None
-    ) -> Authenticated:
-        """Verify the code and start a session: one write transaction for both."""
-        pending = self._sessions.prepare()
-        user = await self._redeem(identity, code, client_address, pending)
-        return self._sessions.complete(user, pending, strategies=[STRATEGY], amr=[AMR_OTP])

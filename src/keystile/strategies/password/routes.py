@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from keystile.flows.sign_in import SignInFlow
 from keystile.strategies.password.service import PasswordService
 from keystile.web.guards import client_address
 from keystile.web.responses import NoStoreRoute, error_responses
@@ -15,8 +16,11 @@ from keystile.web.schemas import (
 )
 
 
-def password_router(service: PasswordService) -> APIRouter:
-    """Routes for ``service``; ``register`` exists only when registration is enabled."""
+def password_router(service: PasswordService, sign_in_flow: SignInFlow) -> APIRouter:
+    """Routes for ``service``; ``register`` exists only when registration is enabled.
+
+    Sign-ins (with a password, or by confirming a registration) go through ``sign_in_flow``.
+    """
     router = APIRouter(prefix="/user/password", route_class=NoStoreRoute, tags=["password"])
 
     @router.post(
@@ -26,7 +30,7 @@ def password_router(service: PasswordService) -> APIRouter:
         summary="Sign in with email and password",
     )
     async def sign_in(body: PasswordBody, request: Request) -> AuthenticatedBody:
-        result = await service.sign_in(
+        result = await sign_in_flow.password(
             body.user.email, body.user.password, client_address=client_address(request)
         )
         return AuthenticatedBody.of(result)
@@ -52,7 +56,7 @@ def password_router(service: PasswordService) -> APIRouter:
             summary="Confirm a registration with the mailed code and sign in",
         )
         async def confirm(body: ConfirmRegistrationBody, request: Request) -> AuthenticatedBody:
-            result = await service.confirm_registration(
+            result = await sign_in_flow.confirm_registration(
                 body.user.email, body.user.code, client_address=client_address(request)
             )
             return AuthenticatedBody.of(result)

@@ -14,7 +14,9 @@ same for new and existing addresses, so it tells nobody which accounts exist.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import functools
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import anyio.to_thread
 
@@ -23,17 +25,19 @@ from keystile.crypto.alphabets import UNAMBIGUOUS_UPPERCASE, generate_code
 from keystile.crypto.hashing import keyed_hash, keyed_hashes
 from keystile.crypto.keyring import KeyRing
 from keystile.crypto.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
-from keystile.errors import AuthenticationFailedError, ConfigurationError, InvalidRequestError
-from keystile.flows.sessions import Authenticated, PendingSession, Sessions
-from keystile.limits.protection import BruteForceGuard
+from keystile.errors import InvalidRequestError
 from keystile.senders.base import Message
 from keystile.senders.dispatch import Dispatcher, FailureCallback
 from keystile.senders.messages import registration_message
-from keystile.store.registrations import RegistrationStore
-from keystile.store.sign_ins import SignInStore
-from keystile.store.users import User, UserStore
-from keystile.strategies.attempts import AttemptGate, parse_identity
+from keystile.store import registrations, users
+from keystile.store.audit import insert_event
+from keystile.store.database import Database
+from keystile.store.locks import lock_identity
+from keystile.store.prepared import Executor
+from keystile.store.users import User
+from keystile.strategies.attempts import Admission, AttemptGate, parse_identity
 from keystile.strategies.audit_trail import AuditTrail
+from keystile.strategies.factors import VerifiedFactor
 from keystile.strategies.password.config import PasswordConfig
 from keystile.tokens import AMR_PASSWORD
 
@@ -45,6 +49,79 @@ CONFIRMATION_LIFETIME = timedelta(minutes=30)
 _MAX_CODE_INPUT = 64
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordCheck:
+    """The verdict of the password hash, applied inside the sign-in's transaction.
+
+    ``user`` is set only when the password matched; ``new_hash`` replaces a
+    hash made under older parameters, in the same transaction.
+    """
+
+    user: User | None
+    new_hash: str | None = field(default=None, repr=False)
+
+    def verify(self, conn: Executor, now: datetime) -> VerifiedFactor | None:
+        """The verified factor when the password matched; stores the rehash."""
+        if self.user is None:
+            return None
+        if self.new_hash is not None:
+            users.set_password_hash(conn, self.user.id, self.new_hash, now=now)
+        return VerifiedFactor(user=self.user, strategy=STRATEGY, amr=AMR_PASSWORD, at=now)
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordClaim:
+    """An email and password as submitted; :meth:`prepare` runs Argon2 off the write path."""
+
+    identity: str
+    password: str = field(repr=False)
+    service: PasswordService = field(repr=False)
+
+    strategy = STRATEGY
+    action = "sign_in"
+    audit_action = "sign_in"
+    costly = True
+
+    async def prepare(self) -> PasswordCheck:
+        """Read the user's hash and check the password (a dummy hash for unknown emails)."""
+        return await self.service.check_password(self.identity, self.password)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmationCheck:
+    """A registration's mailed code, consumed inside the sign-in's transaction."""
+
+    identity: str
+    code_ids: tuple[str, ...]
+
+    strategy = STRATEGY
+    action = "register"
+    audit_action = "confirm_registration"
+    costly = False
+
+    async def prepare(self) -> ConfirmationCheck:
+        """Nothing to do outside the transaction."""
+        return self
+
+    def verify(self, conn: Executor, now: datetime) -> VerifiedFactor | None:
+        """Move the pending password onto the account, creating it if needed.
+
+        The code proves the address, so an existing account's password is
+        replaced.
+        """
+        password_hash = registrations.consume_pending(
+            conn, identity=self.identity, code_ids=self.code_ids, now=now
+        )
+        if password_hash is None:
+            return None
+        user = users.find_by_email(conn, self.identity)
+        if user is None:
+            user = users.insert_user(conn, self.identity, password_hash=password_hash, now=now)
+        else:
+            users.set_password_hash(conn, user.id, password_hash, now=now)
+        return VerifiedFactor(user=user, strategy=STRATEGY, amr=AMR_PASSWORD, at=now)
+
+
 class PasswordService:
     """Sign-in and registration with a password."""
 
@@ -52,95 +129,53 @@ class PasswordService:
         self,
         *,
         config: PasswordConfig,
-        users: UserStore,
+        db: Database,
         hasher: PasswordHasher,
-        sessions: Sessions,
-        sign_ins: SignInStore,
-        clock: Clock,
-        guard: BruteForceGuard,
+        gate: AttemptGate,
         audit: AuditTrail,
-        registrations: RegistrationStore | None = None,
-        dispatcher: Dispatcher | None = None,
-        hashing_keys: KeyRing | None = None,
+        dispatcher: Dispatcher,
+        hashing_keys: KeyRing,
+        clock: Clock,
         service_name: str = "Keystile",
     ) -> None:
         self.config = config
-        self._users = users
+        self.gate = gate
+        self._db = db
         self._hasher = hasher
-        self._sessions = sessions
-        self._sign_ins = sign_ins
-        self._clock = clock
         self._audit = audit
-        self._gate = AttemptGate(strategy=STRATEGY, guard=guard, audit=audit, clock=clock)
-        self._registrations = registrations
         self._dispatcher = dispatcher
         self._ring = hashing_keys
+        self._clock = clock
         self._service_name = service_name
 
-    async def _authenticate(
-        self,
-        email: str,
-        password: str,
-        client_address: str | None,
-        pending: PendingSession | None,
-    ) -> User:
+    def claim(self, email: str, password: str) -> PasswordClaim:
+        """Parse a sign-in for the sign-in flow (nothing is checked yet).
+
+        Raises:
+            InvalidRequestError: the email is malformed or the password too long.
+        """
         normalised = parse_identity(email)
         if len(password) > MAX_PASSWORD_LENGTH:
             raise InvalidRequestError(
                 "The password is too long.",
                 {"user.password": f"must be at most {MAX_PASSWORD_LENGTH} characters"},
             )
-        await self._gate.enter("sign_in", normalised, client_address)
-        user = await self._users.get_by_email(normalised)
+        return PasswordClaim(identity=normalised, password=password, service=self)
+
+    async def check_password(self, identity: str, password: str) -> PasswordCheck:
+        """Argon2 against the stored hash, or the dummy: the same work for unknown emails."""
+        user = await self._db.query(functools.partial(users.find_by_email, email=identity))
         stored = user.password_hash if user is not None else None
         valid = await anyio.to_thread.run_sync(self._hasher.verify_or_dummy, stored, password)
-        accepted = user if valid else None
-        now = self._clock.now()
-        # The audit record and the new session's row: one transaction.
-        await self._sign_ins.finish(
-            user=accepted,
-            session=pending.row if pending else None,
-            audit=self._audit.event(
-                strategy=STRATEGY,
-                action="sign_in",
-                success=accepted is not None,
-                now=now,
-                identity=normalised,
-                subject=accepted.subject if accepted else None,
-                client_address=client_address,
-            ),
-            now=now,
-        )
-        if accepted is None or stored is None:
-            raise AuthenticationFailedError()
+        if not valid or user is None or stored is None:
+            return PasswordCheck(user=None)
+        new_hash = None
         if self._hasher.needs_rehash(stored):
             new_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
-            await self._users.set_password_hash(accepted.id, new_hash, now=now)
-        return accepted
-
-    async def authenticate(
-        self, email: str, password: str, *, client_address: str | None = None
-    ) -> User:
-        """The user whose credentials these are; the attempt is counted first.
-
-        Raises:
-            InvalidRequestError: the email is malformed.
-            TooManyAttemptsError: a brute-force limit holds for this email.
-            AuthenticationFailedError: unknown email or wrong password, indistinguishably.
-            UnavailableError: the store or the limiter is unreachable.
-        """
-        return await self._authenticate(email, password, client_address, None)
-
-    async def sign_in(
-        self, email: str, password: str, *, client_address: str | None = None
-    ) -> Authenticated:
-        """Authenticate and start a session (the session row is written with the audit record)."""
-        pending = self._sessions.prepare()
-        user = await self._authenticate(email, password, client_address, pending)
-        return self._sessions.complete(user, pending, strategies=[STRATEGY], amr=[AMR_PASSWORD])
+        return PasswordCheck(user=user, new_hash=new_hash)
 
     async def create_user(self, email: str, password: str) -> User:
-        """Create a user with a password (administration and registration).
+        """Create a user with a password (administration).
 
         Raises:
             InvalidRequestError: malformed email or a password that is too short or long.
@@ -149,8 +184,9 @@ class PasswordService:
         normalised = parse_identity(email)
         self._check_new_password(password)
         password_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
-        return await self._users.create(
-            normalised, password_hash=password_hash, now=self._clock.now()
+        now = self._clock.now()
+        return await users.UserStore(self._db).create(
+            normalised, password_hash=password_hash, now=now
         )
 
     async def register(
@@ -160,36 +196,33 @@ class PasswordService:
 
         Answers nothing either way (the route says ``{"status": "ok"}``): the
         same work and answer for a new and an existing address. The password
-        works only after :meth:`confirm_registration`.
+        works only after the code is confirmed (:meth:`confirmation`).
 
         Raises:
             InvalidRequestError: malformed email, password too short or long.
             TooManyAttemptsError: the registration limit for this email holds.
-            ConfigurationError: the service was built without a registration store.
         """
         normalised = parse_identity(email)
         self._check_new_password(password)
-        registrations, dispatcher, ring = self._registration_parts()
-        await self._gate.enter("register", normalised, client_address)
-        password_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
         now = self._clock.now()
+        admission = await self.gate.enter("register", normalised, client_address, now=now)
+        admission = await self.gate.peek(admission)  # no hash for a caller locked out already
+        password_hash = None
+        if admission.open:
+            password_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
         code = generate_code(UNAMBIGUOUS_UPPERCASE, CONFIRMATION_CODE_LENGTH)
         expires_at = now + CONFIRMATION_LIFETIME
-        await registrations.replace_pending(
-            identity=normalised,
-            code_id=keyed_hash(ring.current, "password_registration", normalised, code),
-            password_hash=password_hash,
-            now=now,
-            expires_at=expires_at,
+        wait = await self._db.transact(
+            functools.partial(
+                self._keep_pending,
+                admission,
+                code_id=keyed_hash(self._ring.current, registrations.PURPOSE, normalised, code),
+                password_hash=password_hash,
+                now=now,
+                expires_at=expires_at,
+            )
         )
-        await self._audit.record(
-            strategy=STRATEGY,
-            action="register",
-            success=True,
-            now=now,
-            identity=normalised,
-            client_address=client_address,
-        )
+        Admission.settle(wait)
         message = registration_message(
             to=normalised,
             code=code,
@@ -197,38 +230,59 @@ class PasswordService:
             lifetime=CONFIRMATION_LIFETIME,
             service_name=self._service_name,
         )
-        dispatcher.submit(message, on_failure=self._delivery_failed(normalised))
+        self._dispatcher.submit(message, on_failure=self._delivery_failed(normalised))
 
-    async def confirm_registration(
-        self, email: str, code: str, *, client_address: str | None = None
-    ) -> Authenticated:
-        """Prove the address with the mailed code: the pending password becomes the account's.
+    def _keep_pending(
+        self,
+        admission: Admission,
+        conn: Executor,
+        *,
+        code_id: str,
+        password_hash: str | None,
+        now: datetime,
+        expires_at: datetime,
+    ) -> int | None:
+        identity = admission.attempt.identity
+        lock_identity(conn, identity)
+        wait = admission.count_in(conn)
+        if wait is not None or password_hash is None:
+            return wait
+        registrations.replace_pending(
+            conn,
+            identity=identity,
+            code_id=code_id,
+            password_hash=password_hash,
+            now=now,
+            expires_at=expires_at,
+        )
+        insert_event(
+            conn,
+            self._audit.event(
+                strategy=STRATEGY,
+                action="register",
+                success=True,
+                now=now,
+                identity=identity,
+                client_address=admission.attempt.client_address,
+            ),
+        )
+        return None
 
-        Counted against the registration limit first; a wrong, expired, used or
-        unknown code is one :class:`AuthenticationFailedError`.
+    def confirmation(self, email: str, code: str) -> ConfirmationCheck:
+        """Parse a registration's mailed code for the sign-in flow.
+
+        Counted against the registration limit; a wrong, expired, used or
+        unknown code is one failure.
+
+        Raises:
+            InvalidRequestError: the email is malformed.
         """
         normalised = parse_identity(email)
-        registrations, _dispatcher, ring = self._registration_parts()
-        await self._gate.enter("register", normalised, client_address)
-        now = self._clock.now()
         submitted = code[:_MAX_CODE_INPUT].strip().upper()
-        user = await registrations.confirm(
+        return ConfirmationCheck(
             identity=normalised,
-            code_ids=keyed_hashes(ring, "password_registration", normalised, submitted),
-            now=now,
+            code_ids=tuple(keyed_hashes(self._ring, registrations.PURPOSE, normalised, submitted)),
         )
-        await self._audit.record(
-            strategy=STRATEGY,
-            action="confirm_registration",
-            success=user is not None,
-            now=now,
-            identity=normalised,
-            subject=user.subject if user else None,
-            client_address=client_address,
-        )
-        if user is None:
-            raise AuthenticationFailedError()
-        return await self._sessions.start(user, strategies=[STRATEGY], amr=[AMR_PASSWORD])
 
     def _check_new_password(self, password: str) -> None:
         if len(password) < self.config.min_length:
@@ -241,13 +295,6 @@ class PasswordService:
                 "The password is too long.",
                 {"user.password": f"must be at most {MAX_PASSWORD_LENGTH} characters"},
             )
-
-    def _registration_parts(self) -> tuple[RegistrationStore, Dispatcher, KeyRing]:
-        if self._registrations is None or self._dispatcher is None or self._ring is None:
-            raise ConfigurationError(
-                ["password registration needs a registration store, a dispatcher and hashing keys"]
-            )
-        return self._registrations, self._dispatcher, self._ring
 
     def _delivery_failed(self, identity: str) -> FailureCallback:
         async def record(_message: Message, _error: Exception) -> None:
