@@ -24,6 +24,8 @@ from keystile.senders.base import Message, Sender, SendError
 from keystile.settings import Settings, load_settings
 from keystile.store.users import User
 from keystile.web.app import Keystile, create_app
+from keystile.web.authentication import SessionAuthenticationBackend, SessionUser
+from keystile.web.errors import GuardError
 
 __version__ = "0.1.0"
 
@@ -35,6 +37,7 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "Extensions",
+    "GuardError",
     "HookProtection",
     "InvalidRequestError",
     "Keystile",
@@ -47,6 +50,8 @@ __all__ = [
     "SendError",
     "Sender",
     "Session",
+    "SessionAuthenticationBackend",
+    "SessionUser",
     "Settings",
     "SystemClock",
     "TooManyAttemptsError",

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
 
     route_prefix: str = Field(default="/auth", pattern=r"^(/[A-Za-z0-9_\-]+)*$")
+    #: ``/docs``, ``/redoc`` and ``/openapi.json`` of the standalone service; ``None``:
+    #: on in development, off in production (a map of the API is a gift to an attacker).
+    docs_enabled: bool | None = None
     service_name: str = Field(default="Keystile", min_length=1, max_length=100)
 
     otp_enabled: bool = True

@@ -51,8 +51,20 @@ def downgrade(db: Database, revision: str) -> None:
 
 
 def check_schema(db: Database) -> None:
-    """Raises:
-    SchemaOutdatedError: the database is not at the newest revision.
+    """Refuse a database that is not at the newest revision, saying which case it is.
+
+    Raises:
+        SchemaOutdatedError: the database has no Keystile tables (never
+            migrated) or an older revision; the message names ``keystile db upgrade``.
     """
-    if current_revision(db) != head_revision():
-        raise SchemaOutdatedError()
+    current, head = current_revision(db), head_revision()
+    if current is None:
+        raise SchemaOutdatedError(
+            "The database has no Keystile tables (it was never migrated): "
+            "run `keystile db upgrade`."
+        )
+    if current != head:
+        raise SchemaOutdatedError(
+            f"The database schema is at revision {current}, this Keystile needs {head}: "
+            "run `keystile db upgrade`."
+        )

@@ -12,12 +12,16 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from keystile.clock import Clock
+from keystile.errors import SchemaOutdatedError
 from keystile.runtime import Extensions, Runtime
 from keystile.settings import Settings
 from keystile.strategies.otp.routes import otp_router
 from keystile.strategies.password.routes import password_router
+from keystile.web.authentication import SessionAuthenticationBackend, on_authentication_error
 from keystile.web.body_limit import BodyLimitMiddleware
-from keystile.web.errors import install_error_handlers
+from keystile.web.edge import EdgeMiddleware
+from keystile.web.errors import GuardError, install_error_handlers, on_guard_error
+from keystile.web.guards import session_dependency, user_dependency
 from keystile.web.mailbox import mailbox_router
 from keystile.web.session_routes import session_router
 
@@ -25,16 +29,33 @@ logger = logging.getLogger("keystile")
 
 
 class Keystile:
-    """Keystile inside another FastAPI app.
+    """Keystile inside another FastAPI app, as a guest.
 
     ::
 
         keystile = Keystile(load_settings())
-        keystile.install(app)          # routes under settings.route_prefix + error handlers
+        keystile.install(app)          # routes under settings.route_prefix
 
-    Call :meth:`prepare` once at start-up (migrations in development mode, a
-    schema check in production) and :meth:`aclose` at shutdown.
+        @app.get("/notes")
+        async def notes(user: User = Depends(keystile.require_user)) -> ...: ...
+
+    Keystile's error answers, ``no-store`` and security headers apply to its
+    own routes only; the host's errors, validation answers and headers are
+    its own. Call :meth:`prepare` once at start-up (migrations in development
+    mode, a schema check in production) and :meth:`aclose` at shutdown; an app
+    that forgets :meth:`prepare` gets it at start-up anyway (see :meth:`install`).
+
+    Attributes:
+        current_session: a FastAPI dependency giving the caller's
+            :class:`~keystile.flows.sessions.Session`, or refusing with
+            :class:`~keystile.web.errors.GuardError` (401 ``unauthenticated``,
+            ``WWW-Authenticate: Bearer``).
+        require_user: the same, giving the session's :class:`~keystile.store.users.User`.
     """
+
+    #: ``on_error`` for Starlette's ``AuthenticationMiddleware`` with
+    #: :meth:`authentication_backend`: Keystile's 401 (or 503) answer.
+    on_authentication_error = staticmethod(on_authentication_error)
 
     def __init__(
         self,
@@ -45,6 +66,9 @@ class Keystile:
     ) -> None:
         self.runtime = Runtime(settings, clock=clock, extensions=extensions)
         self.settings = settings
+        self.current_session = session_dependency(self.runtime.sessions)
+        self.require_user = user_dependency(self.runtime.sessions)
+        self._prepared = False
         if settings.mode == "development" and "mode" not in settings.model_fields_set:
             logger.warning(
                 "Keystile runs in DEVELOPMENT mode because KEYSTILE_MODE is not set: development "
@@ -55,7 +79,7 @@ class Keystile:
     @property
     def router(self) -> APIRouter:
         """Every Keystile route, under ``settings.route_prefix``."""
-        router = APIRouter(prefix=self.settings.route_prefix)
+        router = APIRouter(prefix=self.settings.route_prefix, lifespan=self._ensure_prepared)
         runtime = self.runtime
         router.include_router(password_router(runtime.password, runtime.sign_in))
         if runtime.otp is not None:
@@ -70,11 +94,27 @@ class Keystile:
             return None
         return mailbox_router(self.runtime.mailbox)
 
-    def install(self, app: FastAPI) -> None:
-        """Mount the routes on ``app`` and make it answer errors in the Keystile shape.
+    def authentication_backend(self) -> SessionAuthenticationBackend:
+        """A Starlette ``AuthenticationBackend``: ``request.user`` and ``request.auth`` from
+        a Keystile bearer token, in any Starlette app (see :mod:`keystile.web.authentication`).
 
-        Bodies over ``settings.max_body_bytes`` sent to Keystile's routes are
-        refused with 413 before they are read; the host's routes are left alone.
+        Pass :attr:`on_authentication_error` as the middleware's ``on_error``.
+        """
+        return SessionAuthenticationBackend(self.runtime.sessions)
+
+    def install(self, app: FastAPI) -> None:
+        """Mount Keystile's routes on ``app``, leaving the rest of ``app`` as it was.
+
+        Errors raised in Keystile's routes are answered there
+        (:class:`~keystile.web.responses.KeystileRoute`); the one app-wide
+        handler added is for :class:`~keystile.web.errors.GuardError`, the
+        exception only Keystile's guards raise, so a host route they refuse
+        answers in Keystile's shape. Bodies over ``settings.max_body_bytes``
+        sent to Keystile's routes are refused with 413 before they are read;
+        the host's routes are left alone. At start-up, if the app's own
+        lifespan did not call :meth:`prepare`, Keystile's routes do: in
+        production an unmigrated database then stops the start-up with an
+        error naming ``keystile db upgrade``.
         """
         app.include_router(self.router)
         development = self.development_router
@@ -86,11 +126,28 @@ class Keystile:
         app.add_middleware(
             BodyLimitMiddleware, max_bytes=self.settings.max_body_bytes, prefixes=limited
         )
-        install_error_handlers(app)
+        app.add_exception_handler(GuardError, on_guard_error)
 
     async def prepare(self) -> None:
-        """Get the database ready (see :meth:`Runtime.prepare_database`)."""
-        await anyio.to_thread.run_sync(self.runtime.prepare_database)
+        """Get the database ready (see :meth:`Runtime.prepare_database`).
+
+        Raises:
+            SchemaOutdatedError: production mode and the database was never
+                migrated or is behind: run ``keystile db upgrade``.
+        """
+        try:
+            await anyio.to_thread.run_sync(self.runtime.prepare_database)
+        except SchemaOutdatedError as error:
+            logger.error("%s", error.message)
+            raise
+        self._prepared = True
+
+    @asynccontextmanager
+    async def _ensure_prepared(self, _app: Any) -> AsyncIterator[None]:
+        """The lifespan of Keystile's router: :meth:`prepare` unless the host already did."""
+        if not self._prepared:
+            await self.prepare()
+        yield
 
     async def aclose(self) -> None:
         """Finish deliveries in flight and release connections."""
@@ -124,10 +181,23 @@ def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+def docs_enabled(settings: Settings) -> bool:
+    """Whether the standalone service serves ``/docs``, ``/redoc`` and ``/openapi.json``:
+    ``KEYSTILE_DOCS_ENABLED``, or by default in development mode only."""
+    if settings.docs_enabled is not None:
+        return settings.docs_enabled
+    return settings.mode == "development"
+
+
 def create_app(
     settings: Settings, *, clock: Clock | None = None, extensions: Extensions | None = None
 ) -> FastAPI:
-    """The standalone Keystile service as an ASGI app."""
+    """The standalone Keystile service as an ASGI app.
+
+    Every path is Keystile's here, so every answer (a 404 for an unknown path,
+    a 413, ``/docs``) carries Keystile's error shape and headers, and an
+    exception nobody handled is one log line and a bare 500.
+    """
     keystile = Keystile(settings, clock=clock, extensions=extensions)
 
     @asynccontextmanager
@@ -138,8 +208,18 @@ def create_app(
         finally:
             await keystile.aclose()
 
-    app = FastAPI(title="Keystile", version="0.1.0", lifespan=lifespan)
+    docs = docs_enabled(settings)
+    app = FastAPI(
+        title="Keystile",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+    )
     keystile.install(app)
+    install_error_handlers(app)
+    app.add_middleware(EdgeMiddleware)
     app.state.keystile = keystile
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     return app

@@ -13,6 +13,8 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from keystile.web.headers import KEYSTILE_HEADERS
+
 #: The default limit: far above any Keystile body, far below what hurts a process.
 DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024
 
@@ -93,16 +95,11 @@ class BodyLimitMiddleware:
 
 
 async def _refuse(send: Send) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(_BODY)).encode()),
-                (b"cache-control", b"no-store"),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_BODY)).encode()),
+        (b"connection", b"close"),
+    ]
+    headers += [(name.lower().encode(), value.encode()) for name, value in KEYSTILE_HEADERS.items()]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": _BODY})

@@ -2,16 +2,25 @@
 
 Every answer of an error has the body ``{"error": code, "message": text}``
 (plus ``fields`` for ``invalid_request``) and ``Cache-Control: no-store``.
-Unexpected exceptions are logged with their type only and answered with a
-bare 500 body, so no detail (and no secret in an exception message) leaks.
+Unexpected exceptions are logged as one line (their type and the request id,
+never their message or a traceback: a message may quote input, and on
+PostgreSQL a statement's text holds a code's hash) and answered with a bare
+500 body, so no detail leaks.
+
+The mapping applies where Keystile answers: inside its own routes
+(:class:`keystile.web.responses.KeystileRoute`) and, in the standalone service
+only, app-wide (:func:`install_error_handlers`). A host app's own errors never
+pass through here.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
+from collections.abc import Mapping
 from typing import Any, Final
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
@@ -23,10 +32,9 @@ from keystile.errors import (
     TooManyAttemptsError,
     UnavailableError,
 )
+from keystile.web.headers import KEYSTILE_HEADERS, NO_STORE, REQUEST_ID_HEADER, new_request_id
 
 logger = logging.getLogger("keystile.web")
-
-NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 STATUS_BY_CODE: Final[dict[str, int]] = {
     "invalid_request": 400,
@@ -49,19 +57,50 @@ _HTTP_CODES: Final[dict[int, str]] = {
     415: "unsupported_media_type",
 }
 
+#: PostgreSQL's SQLSTATE for "relation does not exist".
+_UNDEFINED_TABLE: Final = "42P01"
 
-def error_response(error: KeystileError) -> JSONResponse:
-    """The response for a Keystile error."""
-    status = STATUS_BY_CODE.get(error.code, 500)
-    body: dict[str, Any] = {"error": error.code, "message": error.message}
-    headers = dict(NO_STORE)
-    if isinstance(error, InvalidRequestError) and error.fields:
-        body["fields"] = error.fields
+MISSING_SCHEMA_HINT: Final = (
+    "Keystile's database tables are missing or outdated: run `keystile db upgrade` "
+    "(or await keystile.prepare() at start-up, which migrates in development mode)"
+)
+
+
+class GuardError(StarletteHTTPException):
+    """A guard refused a request: a :class:`KeystileError` raised as an HTTP exception.
+
+    Raised by Keystile's guards on a host's routes. Being an ``HTTPException``,
+    it answers its status and headers (401 with ``WWW-Authenticate: Bearer``)
+    in any app; :meth:`keystile.Keystile.install` adds a handler for this one
+    type so the body also takes the Keystile shape (``{"error":
+    "unauthenticated", ...}``). The host's own HTTP exceptions keep their handler.
+    """
+
+    def __init__(self, error: KeystileError, *, headers: Mapping[str, str] | None = None) -> None:
+        self.error = error
+        merged = {**_error_headers(error), **(headers or {})}
+        super().__init__(STATUS_BY_CODE.get(error.code, 500), error.message, merged)
+
+
+def _error_headers(error: KeystileError) -> dict[str, str]:
+    headers: dict[str, str] = {}
     if isinstance(error, TooManyAttemptsError):
         headers["Retry-After"] = str(error.retry_after)
     if error.code == "unauthenticated":
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-    return JSONResponse(body, status_code=status, headers=headers)
+    return headers
+
+
+def error_response(
+    error: KeystileError, *, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The response for a Keystile error (``headers`` override the usual ones)."""
+    status = STATUS_BY_CODE.get(error.code, 500)
+    body: dict[str, Any] = {"error": error.code, "message": error.message}
+    if isinstance(error, InvalidRequestError) and error.fields:
+        body["fields"] = error.fields
+    merged = {**NO_STORE, **_error_headers(error), **(headers or {})}
+    return JSONResponse(body, status_code=status, headers=merged)
 
 
 def _field_name(loc: tuple[int | str, ...]) -> str:
@@ -81,18 +120,32 @@ def validation_error(error: RequestValidationError) -> InvalidRequestError:
     return InvalidRequestError("The request body is malformed.", fields)
 
 
-async def _on_keystile_error(_request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, KeystileError)
-    return error_response(error)
+def is_missing_schema(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is the database saying a table does not exist.
+
+    The sign of a database nobody migrated: SQLite's ``no such table`` (which
+    the store reports as ``unavailable``) or PostgreSQL's SQLSTATE 42P01.
+    Judged from the exception alone, without another trip to the database.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        original = getattr(current, "orig", None)
+        for candidate in (current, original):
+            if isinstance(candidate, sqlite3.OperationalError) and str(candidate).startswith(
+                "no such table"
+            ):
+                return True
+            if getattr(candidate, "sqlstate", None) == _UNDEFINED_TABLE:
+                return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
-async def _on_validation_error(_request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
-    return error_response(validation_error(error))
-
-
-async def _on_http_error(_request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, StarletteHTTPException)
+def _http_error_response(error: StarletteHTTPException) -> JSONResponse:
+    if isinstance(error, GuardError):
+        return error_response(error.error, headers=error.headers)
     if error.status_code == 400:
         # The framework's own parse failure (e.g. a body that is not UTF-8).
         return error_response(
@@ -106,21 +159,59 @@ async def _on_http_error(_request: Request, error: Exception) -> JSONResponse:
     )
 
 
-async def _on_unexpected(_request: Request, error: Exception) -> JSONResponse:
+def answer(error: Exception) -> Response:
+    """The Keystile-shaped answer to ``error``, raised while handling a Keystile request.
+
+    An unexpected error is logged as one line naming its type and a new
+    request id; a database without Keystile's tables as one line naming
+    ``keystile db upgrade``. Such an answer names the same id in
+    ``X-Request-Id`` and says nothing more than its code.
+    """
+    if is_missing_schema(error):
+        identifier = new_request_id()
+        logger.error("%s; request_id=%s", MISSING_SCHEMA_HINT, identifier)
+        return error_response(UnavailableError(), headers={REQUEST_ID_HEADER: identifier})
+    if isinstance(error, KeystileError):
+        return error_response(error)
+    if isinstance(error, RequestValidationError):
+        return error_response(validation_error(error))
+    if isinstance(error, StarletteHTTPException):
+        return _http_error_response(error)
     if isinstance(error, OperationalError):
         return error_response(UnavailableError())
-    # The type only: an exception message may quote input, and input may be a secret.
-    logger.error("unexpected %s while handling a request", type(error).__name__)
+    identifier = new_request_id()
+    logger.error("internal error: %s; request_id=%s", type(error).__name__, identifier)
     return JSONResponse(
         {"error": "internal_error", "message": "Internal error."},
         status_code=500,
-        headers=dict(NO_STORE),
+        headers={**NO_STORE, REQUEST_ID_HEADER: identifier},
     )
 
 
+def keystile_answer(error: Exception) -> Response:
+    """:func:`answer` with every Keystile header (see :mod:`keystile.web.headers`)."""
+    response = answer(error)
+    response.headers.update(KEYSTILE_HEADERS)
+    return response
+
+
+async def _on_error(_request: Request, error: Exception) -> Response:
+    return keystile_answer(error)
+
+
+async def on_guard_error(_request: Request, error: Exception) -> Response:
+    """A host app's handler for :class:`GuardError` (installed by ``Keystile.install``)."""
+    assert isinstance(error, GuardError)
+    return error_response(error.error, headers=error.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Make ``app`` answer every error in the Keystile shape."""
-    app.add_exception_handler(KeystileError, _on_keystile_error)
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    app.add_exception_handler(Exception, _on_unexpected)
+    """Make the standalone service answer every error in the Keystile shape.
+
+    For the app Keystile owns (:func:`keystile.web.app.create_app`) only: it
+    covers what happens outside any route (404 and 405 for unknown paths).
+    Errors inside Keystile's routes are mapped by the route itself, and
+    exceptions nobody handled by :class:`keystile.web.edge.EdgeMiddleware`.
+    """
+    for kind in (KeystileError, RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(kind, _on_error)

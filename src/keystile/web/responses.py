@@ -1,4 +1,4 @@
-"""Response helpers shared by every router: no-store routes and documented error answers."""
+"""Keystile's route class and the documented error answers shared by every router."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from keystile.web.errors import NO_STORE
+from keystile.web.errors import keystile_answer
+from keystile.web.headers import KEYSTILE_HEADERS
 from keystile.web.schemas import ErrorBody
 
 _DESCRIPTIONS = {
@@ -28,19 +29,36 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-class NoStoreRoute(APIRoute):
-    """A route whose every answer carries ``Cache-Control: no-store``.
+class KeystileRoute(APIRoute):
+    """A Keystile route: it answers its own errors, and every answer carries Keystile's headers.
 
-    Keystile answers carry tokens or say something about an account; no cache
-    between the client and us may keep them.
+    Whatever the handler raises (a :class:`~keystile.errors.KeystileError`,
+    FastAPI's validation failure, an ``HTTPException`` such as a body that
+    cannot be parsed, or anything unexpected) is mapped here by
+    :func:`keystile.web.errors.answer`, so Keystile needs no app-wide
+    exception handler and a host app's own errors keep the host's shape. An
+    unexpected error stops here as one log line: nothing is re-raised for the
+    server to print a traceback of.
+
+    Every answer, success or error, carries ``Cache-Control: no-store`` (it
+    may hold a token or say something about an account), ``nosniff`` and
+    ``Referrer-Policy: no-referrer``; one whose failure was logged also an
+    ``X-Request-Id`` that the log line names.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
-        async def no_store_handler(request: Request) -> Response:
-            response = await handler(request)
-            response.headers.update(NO_STORE)
+        async def keystile_handler(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except Exception as error:  # every error gets a Keystile answer
+                return keystile_answer(error)
+            response.headers.update(KEYSTILE_HEADERS)
             return response
 
-        return no_store_handler
+        return keystile_handler
+
+
+#: The name routers used before the class mapped errors too; kept for them.
+NoStoreRoute = KeystileRoute

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response, status
 
 from keystile.flows.sessions import Session, Sessions
-from keystile.web.guards import require_user
+from keystile.web.guards import session_dependency
 from keystile.web.responses import NoStoreRoute, error_responses
 from keystile.web.schemas import MeBody
 
@@ -13,7 +13,7 @@ from keystile.web.schemas import MeBody
 def session_router(sessions: Sessions) -> APIRouter:
     """Routes about the caller's own session."""
     router = APIRouter(route_class=NoStoreRoute, tags=["session"])
-    current_session = require_user(sessions)
+    current_session = session_dependency(sessions)
 
     @router.get(
         "/me",
