@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import anyio.to_thread
-
 from keystile.clock import Clock
 from keystile.crypto.alphabets import UNAMBIGUOUS_UPPERCASE, generate_code
 from keystile.crypto.hashing import keyed_hash, keyed_hashes
@@ -93,7 +91,7 @@ class PasswordService:
         await self._gate.enter("sign_in", normalised, client_address)
         user = await self._users.get_by_email(normalised)
         stored = user.password_hash if user is not None else None
-        valid = await anyio.to_thread.run_sync(self._hasher.verify_or_dummy, stored, password)
+        valid = await self._hasher.verify_or_dummy_async(stored, password)
         accepted = user if valid else None
         now = self._clock.now()
         # The audit record and the new session's row: one transaction.
@@ -114,7 +112,7 @@ class PasswordService:
         if accepted is None or stored is None:
             raise AuthenticationFailedError()
         if self._hasher.needs_rehash(stored):
-            new_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
+            new_hash = await self._hasher.hash_async(password)
             await self._users.set_password_hash(accepted.id, new_hash, now=now)
         return accepted
 
@@ -148,7 +146,7 @@ class PasswordService:
         """
         normalised = parse_identity(email)
         self._check_new_password(password)
-        password_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
+        password_hash = await self._hasher.hash_async(password)
         return await self._users.create(
             normalised, password_hash=password_hash, now=self._clock.now()
         )
@@ -171,7 +169,7 @@ class PasswordService:
         self._check_new_password(password)
         registrations, dispatcher, ring = self._registration_parts()
         await self._gate.enter("register", normalised, client_address)
-        password_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
+        password_hash = await self._hasher.hash_async(password)
         now = self._clock.now()
         code = generate_code(UNAMBIGUOUS_UPPERCASE, CONFIRMATION_CODE_LENGTH)
         expires_at = now + CONFIRMATION_LIFETIME
