@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from keystile.crypto.alphabets import ALPHABETS, code_space
+from keystile.crypto.passwords import PRESETS
 from keystile.settings import KEY_FIELDS, Settings
 
 #: Highest chance a guesser may have of hitting one identity's code in one day.
@@ -50,7 +51,12 @@ def _is_loopback(host: str | None) -> bool:
 def rate_problems(settings: Settings) -> list[Problem]:
     """Rates whose limit or window is zero (they cannot be enforced)."""
     problems = []
-    for name in ("password_sign_in_rate", "otp_request_rate", "otp_sign_in_rate"):
+    for name in (
+        "password_sign_in_rate",
+        "password_sign_in_address_rate",
+        "otp_request_rate",
+        "otp_sign_in_rate",
+    ):
         match = _RATE.match(getattr(settings, name))
         if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
             problems.append(
@@ -60,6 +66,25 @@ def rate_problems(settings: Settings) -> list[Problem]:
                 )
             )
     return problems
+
+
+def password_hash_budget_problem(settings: Settings) -> Problem | None:
+    """A problem when the automatic hash concurrency's memory budget cannot hold one hash.
+
+    The hasher still runs one hash at a time then, but the process would use
+    more memory than the operator allowed for hashing.
+    """
+    if settings.password_hash_concurrency > 0:
+        return None
+    needed_mib = -(-PRESETS[settings.password_hash_preset].memory_cost_kib // 1024)
+    if settings.password_hash_memory_mb >= needed_mib:
+        return None
+    return Problem(
+        "KEYSTILE_PASSWORD_HASH_MEMORY_MB",
+        f"{settings.password_hash_memory_mb} MiB cannot hold even one "
+        f"`{settings.password_hash_preset}` hash ({needed_mib} MiB): raise it to at least "
+        f"{needed_mib}, or set KEYSTILE_PASSWORD_HASH_CONCURRENCY",
+    )
 
 
 def _daily_guess_odds(settings: Settings) -> float | None:
@@ -86,6 +111,9 @@ def configuration_problems(settings: Settings, *, workers: int = 1) -> list[Prob
                 "`test` hashes passwords weakly; use `rfc9106_low_memory` or `rfc9106_high_memory`",
             )
         )
+    budget = password_hash_budget_problem(settings)
+    if budget is not None:
+        problems.append(budget)
     if settings.sender == "webhook":
         url = settings.webhook_url or ""
         if urlsplit(url).scheme != "https":

@@ -151,14 +151,21 @@ class Runtime:
                     self.limiter,
                     {"sign_in": password_rate, "register": password_rate},
                     by_client_address=settings.rate_limit_by_client_address,
+                    # The spraying defence: always on, whatever by_client_address says.
+                    address_rates={"sign_in": parse_rate(settings.password_sign_in_address_rate)},
                 ),
                 *self.extensions.hooks,
             ]
         )
+        self.password_hasher = PasswordHasher.from_preset(
+            password_config.hash_preset,
+            concurrency=settings.password_hash_concurrency,
+            memory_budget_mib=settings.password_hash_memory_mb,
+        )
         self.password = PasswordService(
             config=password_config,
             db=self.db,
-            hasher=PasswordHasher.from_preset(password_config.hash_preset),
+            hasher=self.password_hasher,
             gate=self._gate("password", password_guard),
             audit=self.audit_trail,
             dispatcher=self.dispatcher,
@@ -300,11 +307,13 @@ class Runtime:
 
     def close(self) -> None:
         """Release pooled connections (for callers without an event loop, like the CLI)."""
+        self.password_hasher.close()
         self.db.dispose()
 
     async def aclose(self) -> None:
         """Finish deliveries in flight, then release the limiter and the database."""
         await self.dispatcher.drain()
+        await self.password_hasher.aclose()
         await self.limiter.aclose()
         if isinstance(self.sender, WebhookSender):
             await self.sender.aclose()

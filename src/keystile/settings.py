@@ -71,8 +71,14 @@ class Settings(BaseSettings):
         "rfc9106_low_memory"  # noqa: S105 (a preset name)
     )
     password_registration_enabled: bool = False
+    #: Hashes at once per process; 0 = automatic (the memory budget over one hash's memory).
+    password_hash_concurrency: int = Field(default=0, ge=0, le=1024)
+    #: MiB that concurrent hashes may hold, for the automatic concurrency.
+    password_hash_memory_mb: int = Field(default=256, ge=1, le=1024 * 1024)
 
     password_sign_in_rate: RateText = "10/10m"  # noqa: S105 (a rate, not a password)
+    #: Password sign-ins per client address (IPv6 per /64), whatever the identity: spraying.
+    password_sign_in_address_rate: RateText = "50/10m"  # noqa: S105 (a rate, not a password)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from keystile.limits.addresses import address_bucket
 from keystile.limits.rate import Rate, RateLimiter
 from keystile.store.audit import AuditStore, nth_latest_failure
 from keystile.store.database import Database
@@ -101,9 +102,13 @@ class RateLimitProtection:
     """Per-identity (and optionally per-address) moving-window limits.
 
     ``rates`` maps each protected action to its rate. Keys look like
-    ``otp:sign_in:id:<identity>`` and ``otp:sign_in:ip:<address>``. The
-    per-address limit (``address_rates``, default ten times the identity rate)
-    is for spraying one guess across many identities from one place. It
+    ``otp:sign_in:id:<identity>`` and ``otp:sign_in:ip:<bucket>``, where the
+    bucket is :func:`~keystile.limits.addresses.address_bucket` of the client
+    address (IPv6 by /64). The per-address limit is for spraying one guess
+    across many identities from one place: an action named in
+    ``address_rates`` is always limited per address at that rate; with
+    ``by_client_address``, every other action is too, at ten times its
+    identity rate. It
     counts inside the attempt's transaction exactly when its limiter does.
     """
 
@@ -129,10 +134,10 @@ class RateLimitProtection:
             return []
         prefix = f"{attempt.strategy}:{attempt.action}"
         keyed = [(f"{prefix}:id:{attempt.identity}", rate)]
-        if self.by_client_address and attempt.client_address:
-            keyed.append(
-                (f"{prefix}:ip:{attempt.client_address}", self._address_rate(attempt.action))
-            )
+        by_address = self.by_client_address or attempt.action in self.address_rates
+        if by_address and attempt.client_address:
+            bucket = address_bucket(attempt.client_address)
+            keyed.append((f"{prefix}:ip:{bucket}", self._address_rate(attempt.action)))
         return keyed
 
     def counts_in(self, db: Database) -> bool:

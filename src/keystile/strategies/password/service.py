@@ -18,8 +18,6 @@ import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import anyio.to_thread
-
 from keystile.clock import Clock
 from keystile.crypto.alphabets import UNAMBIGUOUS_UPPERCASE, generate_code
 from keystile.crypto.hashing import keyed_hash, keyed_hashes
@@ -166,12 +164,12 @@ class PasswordService:
         """Argon2 against the stored hash, or the dummy: the same work for unknown emails."""
         user = await self._db.query(functools.partial(users.find_by_email, email=identity))
         stored = user.password_hash if user is not None else None
-        valid = await anyio.to_thread.run_sync(self._hasher.verify_or_dummy, stored, password)
+        valid = await self._hasher.verify_or_dummy_async(stored, password)
         if not valid or user is None or stored is None:
             return PasswordCheck(user=None)
         new_hash = None
         if self._hasher.needs_rehash(stored):
-            new_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
+            new_hash = await self._hasher.hash_async(password)
         return PasswordCheck(user=user, new_hash=new_hash)
 
     async def create_user(self, email: str, password: str) -> User:
@@ -183,7 +181,7 @@ class PasswordService:
         """
         normalised = parse_identity(email)
         self._check_new_password(password)
-        password_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
+        password_hash = await self._hasher.hash_async(password)
         now = self._clock.now()
         return await users.UserStore(self._db).create(
             normalised, password_hash=password_hash, now=now
@@ -209,7 +207,7 @@ class PasswordService:
         admission = await self.gate.peek(admission)  # no hash for a caller locked out already
         password_hash = None
         if admission.open:
-            password_hash = await anyio.to_thread.run_sync(self._hasher.hash, password)
+            password_hash = await self._hasher.hash_async(password)
         code = generate_code(UNAMBIGUOUS_UPPERCASE, CONFIRMATION_CODE_LENGTH)
         expires_at = now + CONFIRMATION_LIFETIME
         wait = await self._db.transact(
