@@ -5,12 +5,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
+from sqlalchemy import select
 
+from keystile.crypto.keyring import KeyRing
+from keystile.store import totp
+from keystile.store.database import Database
+from keystile.store.tables import totp_authenticators
+from keystile.store.users import User, UserStore
+from keystile.strategies.totp.core import new_secret
+from keystile.strategies.totp.sealing import seal_secret, unseal_secret
 from tests.servers import keystile_server
 
 KEYSTILE = [sys.executable, "-m", "keystile"]
@@ -152,3 +162,95 @@ def test_development_mode_refuses_a_non_loopback_address(tmp_path: Path, host: s
     assert result.returncode != 0
     assert "--allow-remote-development" in result.stderr
     assert "KEYSTILE_MODE=production" in result.stderr
+
+
+OLD_KEY, NEW_KEY = "o" * 40, "n" * 40
+
+
+def _enrol(workdir: Path, count: int) -> dict[str, tuple[uuid.UUID, bytes]]:
+    """``count`` users created by the CLI, each with a TOTP authenticator sealed under OLD_KEY."""
+    env = {"KEYSTILE_ENCRYPTION_KEYS": OLD_KEY}
+    for index in range(count):
+        created = run(
+            workdir, "user", "create", f"u{index}@example.com", stdin="pw-123456\n", **env
+        )
+        assert created.returncode == 0, created.stderr
+    db = Database(f"sqlite:///{workdir / 'keystile.db'}")
+    enrolled: dict[str, tuple[uuid.UUID, bytes]] = {}
+    try:
+
+        async def every_user() -> list[User]:
+            return await UserStore(db).list(limit=100, offset=0)
+
+        for user in anyio.run(every_user):
+            secret = new_secret()
+            sealed = seal_secret(KeyRing([OLD_KEY]), secret, user_id=user.id)
+            with db.driver_write() as conn:
+                totp.insert_pending(
+                    conn,
+                    authenticator_id=f"totp-{user.email}",
+                    user_id=user.id,
+                    sealed_secret=sealed.value,
+                    key_id=sealed.key_id,
+                    algorithm="SHA1",
+                    digits=6,
+                    period=30,
+                    now=user.created_at,
+                )
+            enrolled[f"totp-{user.email}"] = (user.id, secret)
+    finally:
+        db.dispose()
+    return enrolled
+
+
+def _stored(workdir: Path) -> dict[str, tuple[str, str]]:
+    db = Database(f"sqlite:///{workdir / 'keystile.db'}")
+    table = totp_authenticators
+    try:
+        with db.read() as conn:
+            rows = conn.execute(select(table.c.id, table.c.sealed_secret, table.c.key_id)).all()
+    finally:
+        db.dispose()
+    return {row.id: (row.sealed_secret, row.key_id) for row in rows}
+
+
+def test_keys_rotate_moves_every_totp_secret_to_the_newest_key(workdir: Path) -> None:
+    """New key first: every secret moves (in batches) and still opens once the old key goes."""
+    enrolled = _enrol(workdir, 3)
+    rotated = run(
+        workdir,
+        "keys",
+        "rotate",
+        "--batch-size",
+        "2",
+        KEYSTILE_ENCRYPTION_KEYS=f"{NEW_KEY},{OLD_KEY}",
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    new_only = KeyRing([NEW_KEY])
+    kid = new_only.current.kid
+    assert rotated.stdout.strip() == f"re-encrypted 3 TOTP secret(s) under key {kid}"
+    stored = _stored(workdir)
+    assert set(stored) == set(enrolled)
+    for authenticator_id, (sealed, key_id) in stored.items():
+        user_id, secret = enrolled[authenticator_id]
+        assert key_id == kid
+        assert unseal_secret(new_only, sealed, user_id=user_id) == secret
+    again = run(workdir, "keys", "rotate", KEYSTILE_ENCRYPTION_KEYS=NEW_KEY)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"re-encrypted 0 TOTP secret(s) under key {kid}"
+
+
+def test_keys_rotate_without_the_old_key_names_what_it_cannot_open(workdir: Path) -> None:
+    """Old key dropped too early: nothing is touched, one error line says to put it back."""
+    enrolled = _enrol(workdir, 2)
+    before = _stored(workdir)
+    result = run(workdir, "keys", "rotate", KEYSTILE_ENCRYPTION_KEYS=NEW_KEY)
+    assert result.returncode == 1
+    old_kid = KeyRing([OLD_KEY]).current.kid
+    assert result.stderr.strip() == (
+        f"error: KEYSTILE_ENCRYPTION_KEYS: 2 TOTP secret(s) sealed under key(s) {old_kid} open "
+        "with no listed key; put the old key back after the new one and run "
+        "`keystile keys rotate` again"
+    )
+    assert _stored(workdir) == before
+    assert len(enrolled) == 2

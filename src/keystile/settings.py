@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     otp_request_rate: RateText = "5/15m"
     otp_sign_in_rate: RateText = "5/10m"
 
+    totp_enabled: bool = True
+    totp_algorithm: Literal["SHA1", "SHA256", "SHA512"] = "SHA1"
+    totp_digits: int = Field(default=6, ge=1, le=10)
+    totp_period_seconds: int = Field(default=30, ge=1)
+    totp_window: int = Field(default=1, ge=0)
+    #: The name authenticator apps show; ``None`` uses ``service_name``.
+    totp_issuer: str | None = Field(default=None, min_length=1, max_length=100)
+    totp_rate: RateText = "5/5m"
+
     rate_limit_backend: Literal["memory", "database", "redis"] = "database"
     rate_limit_by_client_address: bool = False
     redis_url: str | None = None
@@ -129,6 +138,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("totp_algorithm", mode="before")
+    @classmethod
+    def _upper_algorithm(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator(*KEY_FIELDS, mode="before")
     @classmethod

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from keystile.errors import SchemaOutdatedError
@@ -34,6 +36,16 @@ def test_migrated_schema_matches_the_table_definitions(db: Database) -> None:
     for table in metadata.sorted_tables:
         columns = {column["name"] for column in inspector.get_columns(table.name)}
         assert columns == {column.name for column in table.columns}, table.name
+
+
+def test_migrated_schema_is_exactly_the_table_definitions(db: Database) -> None:
+    """Alembic finds no difference at all: tables, columns, types, nullability,
+    server defaults, indexes, unique and foreign keys (with their ON DELETE)."""
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
+        assert compare_metadata(context, metadata) == []
 
 
 def test_downgrade_and_upgrade_round_trip(tmp_path: Path) -> None:

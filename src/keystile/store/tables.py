@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -80,4 +81,34 @@ rate_limit_hits = Table(
     Column("key", String(400), nullable=False),
     Column("hit_at", UTCDateTime(), nullable=False),
     Index(None, "key", "hit_at"),
+)
+
+totp_authenticators = Table(
+    "keystile_totp_authenticators",
+    metadata,
+    # A random id (secrets.token_urlsafe), also what a setup token names.
+    Column("id", String(64), primary_key=True),
+    Column(
+        "user_id",
+        Uuid(as_uuid=True),
+        ForeignKey(
+            "keystile_users.id",
+            name="fk_keystile_totp_authenticators_user_id",
+            ondelete="CASCADE",
+        ),
+        nullable=False,
+    ),
+    # keystile.crypto.sealing.seal(...) of the secret, bound to the user id: never the secret.
+    Column("sealed_secret", String(512), nullable=False),
+    # The sealing key's kid, beside the value, so rotation finds rows under older keys.
+    Column("key_id", String(64), nullable=False),
+    Column("algorithm", String(16), nullable=False),
+    Column("digits", Integer(), nullable=False),
+    Column("period", Integer(), nullable=False),
+    # The last accepted RFC 6238 time step: only a later one is accepted (no replay).
+    Column("last_step", BigInteger(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # NULL while the setup is pending (not yet confirmed with a code).
+    Column("confirmed_at", UTCDateTime(), nullable=True),
+    Index(None, "user_id"),
 )
