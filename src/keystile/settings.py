@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     #: The name authenticator apps show; ``None`` uses ``service_name``.
     totp_issuer: str | None = Field(default=None, min_length=1, max_length=100)
     totp_rate: RateText = "5/5m"
+    recovery_codes_enabled: bool = True
+    recovery_code_batch_size: int = Field(default=10, ge=1, le=100)
+    recovery_code_length: int = Field(default=16, ge=1, le=64)
+    recovery_code_mode: Literal["batch", "rotate_on_use", "single_code"] = "batch"
+    recovery_code_storage: Literal["keyed", "argon2"] = "keyed"
+    recovery_code_rate: RateText = "5/15m"
 
     rate_limit_backend: Literal["memory", "database", "redis"] = "database"
     rate_limit_by_client_address: bool = False

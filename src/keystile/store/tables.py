@@ -112,3 +112,30 @@ totp_authenticators = Table(
     Column("confirmed_at", UTCDateTime(), nullable=True),
     Index(None, "user_id"),
 )
+
+recovery_codes = Table(
+    "keystile_recovery_codes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "user_id",
+        Uuid(as_uuid=True),
+        ForeignKey(
+            "keystile_users.id",
+            name="fk_keystile_recovery_codes_user_id_keystile_users",
+            ondelete="CASCADE",
+        ),
+        nullable=False,
+    ),
+    # A keyed hash over (purpose, user id, normalised code), or an Argon2id hash of
+    # that: never the code. The user id is inside the HMAC, so the hash alone finds
+    # the row: a verification is one unique-index lookup whatever the table's size.
+    Column("code_hash", String(128), nullable=False),
+    # The hashing key's id (keystile.crypto.keyring.Key.kid) the hash was made with.
+    Column("key_id", String(64), nullable=False),
+    Column("batch_id", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    Index(None, "code_hash", unique=True),
+    Index(None, "user_id", "used_at"),
+)

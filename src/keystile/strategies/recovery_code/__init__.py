@@ -1,0 +1,1 @@
+"""Single-use recovery codes: the fallback second factor when the authenticator is lost."""
