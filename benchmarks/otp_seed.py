@@ -23,11 +23,11 @@ import anyio
 from sqlalchemy import func, select
 
 from harness import BenchmarkError
+from keystile import testing
 from keystile.errors import ConfigurationError
 from keystile.runtime import Runtime
 from keystile.settings import load_settings
 from keystile.store.tables import tokens
-from keystile.strategies.otp import core
 from keystile.strategies.otp.service import PURPOSE as OTP_PURPOSE
 
 DOMAIN = "bench.example"
@@ -122,24 +122,14 @@ def seed(
     otp = runtime.otp
     if otp is None:
         raise BenchmarkError("the OTP strategy is disabled (KEYSTILE_OTP_ENABLED)")
-    config = otp.config
     codes: dict[str, str] = {}
     started = time.monotonic()
 
     async def create_user(email: str) -> None:
-        await runtime.users.create(email, password_hash=None, now=runtime.clock.now())
+        await runtime.create_user(email)
 
     async def store_code(email: str) -> None:
-        code = core.new_code(config)
-        now = runtime.clock.now()
-        await runtime.tokens.replace(
-            jti=core.code_token_id(runtime.hashing_keys, email, code),
-            purpose=OTP_PURPOSE,
-            subject=email,
-            now=now,
-            expires_at=now + config.lifetime,
-        )
-        codes[email] = code
+        codes[email] = await testing.issue_code(runtime, email)
 
     async def run_all() -> None:
         for label, items, action in (
@@ -188,7 +178,7 @@ def count_used_codes(runtime: Runtime, subjects_like: str) -> tuple[int, int]:
     """
     revoked = func.count().filter(tokens.c.revoked_at.is_not(None))
     live = func.count().filter(tokens.c.revoked_at.is_(None))
-    with runtime.db.read() as conn:
+    with testing.database(runtime).read() as conn:
         used, unused = conn.execute(
             select(revoked, live).where(
                 tokens.c.purpose == OTP_PURPOSE, tokens.c.subject.like(subjects_like)

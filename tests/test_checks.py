@@ -86,7 +86,7 @@ def test_development_warns(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> 
         runtime = Runtime(
             settings(otp_sign_in_rate="100/1m", database_url=f"sqlite:///{tmp_path}/k.db")
         )
-    runtime.db.dispose()
+    runtime.close()
     assert "KEYSTILE_OTP_SIGN_IN_RATE" in caplog.text
 
 

@@ -11,13 +11,18 @@ from __future__ import annotations
 import ipaddress
 import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from keystile.crypto.alphabets import ALPHABETS, code_space
 from keystile.crypto.passwords import PRESETS
+from keystile.limits.protection import AuditLogProtection, HookProtection
 from keystile.settings import KEY_FIELDS, Settings
+from keystile.strategies.otp.config import OtpConfig
+from keystile.strategies.otp.config import configuration_problems as otp_configuration_problems
 
 #: Highest chance a guesser may have of hitting one identity's code in one day.
 MAX_DAILY_GUESS_ODDS = 1 / 10_000
@@ -191,3 +196,110 @@ def database_file_problem(settings: Settings) -> Problem | None:
             f"{path} is readable by other users (mode {mode:o}): run `chmod 600 {path}`",
         )
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Coverage:
+    """Which actions the configured brute-force protections cover, read from the settings."""
+
+    actions: frozenset[str]
+    audit_log_alone: bool
+
+    def covers(self, action: str) -> bool:
+        return action in self.actions
+
+    def audit_log_only(self) -> bool:
+        return self.audit_log_alone
+
+
+def _otp_coverage(settings: Settings, hooks: Sequence[HookProtection]) -> _Coverage:
+    actions: set[str] = set()
+    if "rate_limit" in settings.otp_brute_force:
+        actions |= {"request", "sign_in"}
+    if "audit_log" in settings.otp_brute_force:
+        actions |= AuditLogProtection.protected_actions
+    for hook in hooks:
+        actions |= hook.protected
+    alone = settings.otp_brute_force == ("audit_log",) and not hooks
+    return _Coverage(frozenset(actions), audit_log_alone=alone)
+
+
+def otp_config(settings: Settings) -> OtpConfig:
+    """The OTP strategy's options from ``settings``."""
+    return OtpConfig(
+        lifetime=timedelta(seconds=settings.otp_lifetime_seconds),
+        length=settings.otp_length,
+        characters=settings.otp_characters,
+        case_sensitive=settings.otp_case_sensitive,
+        single_use=settings.otp_single_use,
+        registration_enabled=settings.otp_registration_enabled,
+        max_attempts_per_code=settings.otp_max_attempts,
+    )
+
+
+def startup_problems(
+    settings: Settings,
+    *,
+    hooks: Sequence[HookProtection] = (),
+    sender_given: bool = False,
+    otp_generator: object | None = None,
+    workers: int = 1,
+) -> list[str]:
+    """Every reason a deployment must not start, listed at once, each naming its option.
+
+    Pure: the composition root calls it before building anything, so nothing
+    is built (and leaked) for a configuration that is refused. In production
+    the unsafe settings of :func:`configuration_problems` are refused too; in
+    development they are only warned about (see :func:`development_warnings`).
+    ``sender_given``: the library user passed their own sender.
+    """
+    problems = [_missing_key(name) for name in settings.missing_keys()]
+    production = settings.mode == "production"
+    unsafe = configuration_problems(settings, workers=workers)
+    if production:
+        problems += [str(problem) for problem in unsafe]
+    else:  # a zero rate cannot be enforced in any mode
+        problems += [str(problem) for problem in rate_problems(settings)]
+    if settings.rate_limit_backend == "redis":
+        scheme = urlsplit(settings.redis_url or "").scheme
+        if not settings.redis_url:
+            problems.append("KEYSTILE_REDIS_URL: required when KEYSTILE_RATE_LIMIT_BACKEND=redis")
+        elif scheme not in {"redis", "rediss", "unix"}:
+            problems.append(
+                "KEYSTILE_REDIS_URL: not a Redis URL; use redis://, rediss:// or unix://"
+            )
+    if not sender_given:
+        if settings.sender == "webhook" and not settings.webhook_url:
+            problems.append("KEYSTILE_WEBHOOK_URL: required when KEYSTILE_SENDER=webhook")
+        if settings.sender == "console" and production and settings.otp_enabled:
+            problems.append(
+                "KEYSTILE_SENDER: the console sender prints codes in clear and is for "
+                "development only; choose smtp or webhook in production"
+            )
+    if settings.otp_enabled:
+        problems += otp_configuration_problems(
+            otp_config(settings),
+            guard=_otp_coverage(settings, hooks),
+            sender="given" if sender_given else settings.sender,
+            generator=otp_generator,
+        )
+    return list(dict.fromkeys(problems))  # a rate problem may come from both lists
+
+
+def development_warnings(settings: Settings, *, workers: int = 1) -> list[str]:
+    """The unsafe settings production would refuse, for a warning in development.
+
+    The ``test`` password preset is left out: it is the development and
+    test-suite setting.
+    """
+    if settings.mode == "production":
+        return []
+    return [
+        str(problem)
+        for problem in configuration_problems(settings, workers=workers)
+        if problem.option != "KEYSTILE_PASSWORD_HASH_PRESET"
+    ]
+
+
+def _missing_key(name: str) -> str:
+    return f"KEYSTILE_{name.upper()} is not set"

@@ -12,7 +12,6 @@ import ipaddress
 import os
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -21,8 +20,7 @@ import click
 import typer
 
 from keystile.errors import ConfigurationError, InvalidRequestError, KeystileError
-from keystile.limits.database import DatabaseRateLimiter
-from keystile.runtime import Runtime
+from keystile.runtime import Purged, Runtime
 from keystile.settings import Settings, load_settings
 from keystile.store import migrate
 from keystile.store.database import Database
@@ -127,9 +125,7 @@ def db_upgrade() -> None:
     """Create or migrate the database schema to the newest revision."""
     runtime = _runtime()
     try:
-        before = migrate.current_revision(runtime.db)
-        migrate.upgrade(runtime.db)
-        after = migrate.current_revision(runtime.db)
+        before, after = runtime.upgrade_database()
     finally:
         runtime.close()
     typer.echo(f"database at revision {after} (was {before or 'empty'})")
@@ -145,21 +141,18 @@ def db_purge(
     """Delete expired tokens and codes and rate-limit hits older than a day (run from cron)."""
     runtime = _runtime()
 
-    async def purge() -> tuple[int, int, int]:
-        now = runtime.clock.now()
-        expired = await runtime.tokens.purge_expired(now=now)
-        hits = await DatabaseRateLimiter(runtime.db).purge(before=now - timedelta(days=1))
-        events = 0
-        if audit_days is not None:
-            events = await runtime.audit.purge(before=now - timedelta(days=audit_days))
-        return expired, hits, events
+    async def purge() -> Purged:
+        return await runtime.purge(audit_days=audit_days)
 
     try:
         runtime.prepare_database()
-        expired, hits, events = anyio.run(purge)
+        purged = anyio.run(purge)
     finally:
         runtime.close()
-    typer.echo(f"deleted {expired} expired tokens, {hits} rate-limit hits, {events} audit events")
+    typer.echo(
+        f"deleted {purged.tokens} expired tokens, {purged.limiter_hits} rate-limit hits, "
+        f"{purged.audit_events} audit events"
+    )
 
 
 @keys_app.command("rotate")
@@ -238,7 +231,7 @@ def user_list(
         runtime.prepare_database()
 
         async def fetch() -> list[User]:
-            return await runtime.users.list(limit=limit, offset=offset)
+            return await runtime.list_users(limit=limit, offset=offset)
 
         users = anyio.run(fetch)
     finally:

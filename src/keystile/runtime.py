@@ -40,10 +40,9 @@ from keystile.store import migrate
 from keystile.store.audit import AuditStore
 from keystile.store.database import Database
 from keystile.store.tokens import TokenStore
-from keystile.store.users import UserStore
-from keystile.strategies.attempts import AttemptGate
+from keystile.store.users import User, UserStore
+from keystile.strategies.attempts import AttemptGate, parse_identity
 from keystile.strategies.audit_trail import AuditTrail
-from keystile.strategies.otp.config import OtpConfig, configuration_problems
 from keystile.strategies.otp.service import OtpService
 from keystile.strategies.password.config import PasswordConfig
 from keystile.strategies.password.service import PasswordService
@@ -74,8 +73,15 @@ class Extensions:
 class Runtime:
     """Every service of one deployment, wired from ``settings``.
 
+    The public surface is what an application or an operator uses: the
+    sign-in flow (:attr:`sign_in`), the strategies' own actions (:attr:`otp`,
+    :attr:`password`), sessions (:attr:`sessions`), and the administrative
+    methods below. The collaborators (database, stores, limiter, sender,
+    keys) are private; tests reach them through :mod:`keystile.testing`.
+
     Raises:
-        ConfigurationError: a key is missing or the database URL is unusable.
+        ConfigurationError: every problem of the configuration at once (see
+            :func:`keystile.checks.startup_problems`), or an unusable database URL.
     """
 
     def __init__(
@@ -84,24 +90,25 @@ class Runtime:
         *,
         clock: Clock | None = None,
         extensions: Extensions | None = None,
+        workers: int = 1,
     ) -> None:
-        missing = settings.missing_keys()
-        if missing:
-            raise ConfigurationError([f"KEYSTILE_{name.upper()} is not set" for name in missing])
-        invalid_rates = checks.rate_problems(settings)
-        if invalid_rates:  # a zero rate cannot be enforced in any mode
-            raise ConfigurationError([str(problem) for problem in invalid_rates])
-        unsafe = [str(problem) for problem in checks.configuration_problems(settings)]
-        refused = unsafe if settings.mode == "production" else []
-        for problem in unsafe if settings.mode != "production" else []:
-            # The `test` preset is the development and test-suite setting: no warning for it.
-            if not problem.startswith("KEYSTILE_PASSWORD_HASH_PRESET"):
-                logger.warning("unsafe configuration (refused in production): %s", problem)
+        extensions = extensions or Extensions()
+        problems = checks.startup_problems(
+            settings,
+            hooks=extensions.hooks,
+            sender_given=extensions.sender is not None,
+            otp_generator=extensions.otp_generator,
+            workers=workers,
+        )
+        if problems:  # refused before anything is built, so nothing is left open
+            raise ConfigurationError(problems)
+        for warning in checks.development_warnings(settings, workers=workers):
+            logger.warning("unsafe configuration (refused in production): %s", warning)
         self.settings = settings
-        self.extensions = extensions or Extensions()
         self.clock: Clock = clock or SystemClock()
+        self._extensions = extensions
         try:
-            self.db = Database(
+            self._db = Database(
                 settings.database_url,
                 pool_size=settings.database_pool_size,
                 busy_timeout_seconds=settings.database_busy_timeout_seconds,
@@ -110,133 +117,82 @@ class Runtime:
             raise ConfigurationError([f"KEYSTILE_DATABASE_URL: {error}"]) from None
         exposed = checks.database_file_problem(settings)
         if exposed is not None and settings.mode == "production":
-            self.db.dispose()
+            self._db.dispose()
             raise ConfigurationError([str(exposed)])
-        self.users = UserStore(self.db)
-        self.tokens = TokenStore(self.db)
-        self.audit = AuditStore(self.db)
-        self.codec = TokenCodec(
+        db = self._db
+        self._users = UserStore(db)
+        self._tokens = TokenStore(db)
+        self._audit = AuditStore(db)
+        self._hashing_keys = settings.ring("hashing_keys")
+        codec = TokenCodec(
             settings.ring("signing_keys"),
             issuer=settings.issuer,
             audience=settings.token_audience,
             leeway=timedelta(seconds=settings.token_leeway_seconds),
         )
-        self.hashing_keys = settings.ring("hashing_keys")
-        self.encryption_keys = settings.ring("encryption_keys")
         self.sessions = Sessions(
-            codec=self.codec,
-            tokens=self.tokens,
+            codec=codec,
+            tokens=self._tokens,
             clock=self.clock,
             lifetime=timedelta(seconds=settings.access_token_lifetime_seconds),
         )
-        self.audit_trail = AuditTrail(
-            self.audit,
-            privacy=settings.audit_client_address,
-            key=self.hashing_keys.current,
+        self._audit_trail = AuditTrail(
+            self._audit, privacy=settings.audit_client_address, key=self._hashing_keys.current
         )
-        problems: list[str] = list(refused)  # every problem is reported in one error
-        self.limiter = self._build_limiter(problems)
-        self.sender = self.extensions.sender or self._build_sender(problems)
-        self.mailbox = self.sender.mailbox if isinstance(self.sender, ConsoleSender) else None
-        self.dispatcher = Dispatcher(self.sender)
-
-        password_config = PasswordConfig(
-            hash_preset=settings.password_hash_preset,
-            registration_enabled=settings.password_registration_enabled,
-        )
-        password_rate = parse_rate(settings.password_sign_in_rate)
-        password_guard = BruteForceGuard(
-            [
-                RateLimitProtection(
-                    self.limiter,
-                    {"sign_in": password_rate, "register": password_rate},
-                    by_client_address=settings.rate_limit_by_client_address,
-                    # The spraying defence: always on, whatever by_client_address says.
-                    address_rates={"sign_in": parse_rate(settings.password_sign_in_address_rate)},
-                ),
-                *self.extensions.hooks,
-            ]
-        )
-        self.password_hasher = PasswordHasher.from_preset(
-            password_config.hash_preset,
+        self._limiter = self._build_limiter()
+        self._sender = extensions.sender or self._build_sender()
+        self.mailbox = self._sender.mailbox if isinstance(self._sender, ConsoleSender) else None
+        self._dispatcher = Dispatcher(self._sender)
+        self._hasher = PasswordHasher.from_preset(
+            settings.password_hash_preset,
             concurrency=settings.password_hash_concurrency,
             memory_budget_mib=settings.password_hash_memory_mb,
         )
         self.password = PasswordService(
-            config=password_config,
-            db=self.db,
-            hasher=self.password_hasher,
-            gate=self._gate("password", password_guard),
-            audit=self.audit_trail,
-            dispatcher=self.dispatcher,
-            hashing_keys=self.hashing_keys,
+            config=PasswordConfig(
+                hash_preset=settings.password_hash_preset,
+                registration_enabled=settings.password_registration_enabled,
+            ),
+            db=db,
+            hasher=self._hasher,
+            gate=self._gate("password", self._password_guard()),
+            audit=self._audit_trail,
+            dispatcher=self._dispatcher,
+            hashing_keys=self._hashing_keys,
             clock=self.clock,
             service_name=settings.service_name,
         )
-
         self.otp: OtpService | None = None
         if settings.otp_enabled:
-            otp_config = OtpConfig(
-                lifetime=timedelta(seconds=settings.otp_lifetime_seconds),
-                length=settings.otp_length,
-                characters=settings.otp_characters,
-                case_sensitive=settings.otp_case_sensitive,
-                single_use=settings.otp_single_use,
-                registration_enabled=settings.otp_registration_enabled,
-                max_attempts_per_code=settings.otp_max_attempts,
-            )
-            otp_guard = self._otp_guard()
-            problems += configuration_problems(
-                otp_config,
-                guard=otp_guard,
-                sender=self.sender,
-                generator=self.extensions.otp_generator,
-            )
             self.otp = OtpService(
-                config=otp_config,
-                db=self.db,
-                gate=self._gate("otp", otp_guard),
-                audit=self.audit_trail,
-                dispatcher=self.dispatcher,
-                hashing_keys=self.hashing_keys,
+                config=checks.otp_config(settings),
+                db=db,
+                gate=self._gate("otp", self._otp_guard()),
+                audit=self._audit_trail,
+                dispatcher=self._dispatcher,
+                hashing_keys=self._hashing_keys,
                 clock=self.clock,
-                generator=self.extensions.otp_generator,
+                generator=extensions.otp_generator,
                 service_name=settings.service_name,
             )
         self.sign_in = SignInFlow(
-            db=self.db,
+            db=db,
             sessions=self.sessions,
-            audit=self.audit_trail,
+            audit=self._audit_trail,
             clock=self.clock,
             password=self.password,
             otp=self.otp,
         )
-        if problems:
-            self.db.dispose()
-            raise ConfigurationError(problems)
 
-    def _build_limiter(self, problems: list[str]) -> RateLimiter:
-        backend = self.settings.rate_limit_backend
-        if backend == "memory":
+    def _build_limiter(self) -> RateLimiter:
+        settings = self.settings
+        if settings.rate_limit_backend == "memory":
             return MemoryRateLimiter()
-        if backend == "redis":
-            if not self.settings.redis_url:
-                problems.append(
-                    "KEYSTILE_REDIS_URL: required when KEYSTILE_RATE_LIMIT_BACKEND=redis"
-                )
-                return MemoryRateLimiter()
-            try:
-                return RedisRateLimiter(
-                    self.settings.redis_url, prefix=self.settings.redis_key_prefix
-                )
-            except ValueError:  # redis-py's from_url names the accepted schemes
-                problems.append(
-                    "KEYSTILE_REDIS_URL: not a Redis URL; use redis://, rediss:// or unix://"
-                )
-                return MemoryRateLimiter()
-        return DatabaseRateLimiter(self.db)
+        if settings.rate_limit_backend == "redis" and settings.redis_url:
+            return RedisRateLimiter(settings.redis_url, prefix=settings.redis_key_prefix)
+        return DatabaseRateLimiter(self._db)
 
-    def _build_sender(self, problems: list[str]) -> Sender:
+    def _build_sender(self) -> Sender:
         settings = self.settings
         if settings.sender == "smtp":
             return SmtpSender(
@@ -250,24 +206,31 @@ class Runtime:
                 ),
                 timeout=settings.smtp_timeout_seconds,
             )
-        if settings.sender == "webhook":
-            if not settings.webhook_url:
-                problems.append("KEYSTILE_WEBHOOK_URL: required when KEYSTILE_SENDER=webhook")
+        if settings.sender == "webhook" and settings.webhook_url:
+            secret = settings.webhook_secret
             return WebhookSender(
-                settings.webhook_url or "http://127.0.0.1/",
-                secret=settings.webhook_secret.get_secret_value()
-                if settings.webhook_secret
-                else None,
-            )
-        if settings.mode == "production" and settings.otp_enabled:
-            problems.append(
-                "KEYSTILE_SENDER: the console sender prints codes in clear and is for "
-                "development only; choose smtp or webhook in production"
+                settings.webhook_url, secret=secret.get_secret_value() if secret else None
             )
         return ConsoleSender(DevMailbox(), clock=self.clock)
 
     def _gate(self, strategy: str, guard: BruteForceGuard) -> AttemptGate:
-        return AttemptGate(strategy=strategy, guard=guard, audit=self.audit_trail, db=self.db)
+        return AttemptGate(strategy=strategy, guard=guard, audit=self._audit_trail, db=self._db)
+
+    def _password_guard(self) -> BruteForceGuard:
+        settings = self.settings
+        rate = parse_rate(settings.password_sign_in_rate)
+        return BruteForceGuard(
+            [
+                RateLimitProtection(
+                    self._limiter,
+                    {"sign_in": rate, "register": rate},
+                    by_client_address=settings.rate_limit_by_client_address,
+                    # The spraying defence: always on, whatever by_client_address says.
+                    address_rates={"sign_in": parse_rate(settings.password_sign_in_address_rate)},
+                ),
+                *self._extensions.hooks,
+            ]
+        )
 
     def _otp_guard(self) -> BruteForceGuard:
         settings = self.settings
@@ -275,7 +238,7 @@ class Runtime:
         if "rate_limit" in settings.otp_brute_force:
             protections.append(
                 RateLimitProtection(
-                    self.limiter,
+                    self._limiter,
                     {
                         "request": parse_rate(settings.otp_request_rate),
                         "sign_in": parse_rate(settings.otp_sign_in_rate),
@@ -286,13 +249,57 @@ class Runtime:
         if "audit_log" in settings.otp_brute_force:
             protections.append(
                 AuditLogProtection(
-                    self.audit,
+                    self._audit,
                     max_failures=settings.audit_log_max_failures,
                     window=timedelta(seconds=settings.audit_log_window_seconds),
                 )
             )
-        protections.extend(self.extensions.hooks)
+        protections.extend(self._extensions.hooks)
         return BruteForceGuard(protections)
+
+    # Administration: what the CLI and an operator's scripts use.
+
+    async def create_user(self, email: str, *, password: str | None = None) -> User:
+        """Create a user, with a password or none (a passwordless account).
+
+        Raises:
+            InvalidRequestError: a malformed email or an unacceptable password.
+            AlreadyRegisteredError: the email is taken.
+        """
+        if password is not None:
+            return await self.password.create_user(email, password)
+        return await self._users.create(
+            parse_identity(email), password_hash=None, now=self.clock.now()
+        )
+
+    async def find_user(self, email: str) -> User | None:
+        """The user with ``email`` (any spelling of it), or ``None``.
+
+        Raises:
+            InvalidRequestError: a malformed email.
+        """
+        return await self._users.get_by_email(parse_identity(email))
+
+    async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[User]:
+        """Users in order of creation."""
+        return await self._users.list(limit=limit, offset=offset)
+
+    async def purge(self, *, audit_days: int | None = None) -> Purged:
+        """Delete expired codes and tokens, limiter rows older than a day and, with
+        ``audit_days``, audit events older than that many days."""
+        now = self.clock.now()
+        expired = await self._tokens.purge_expired(now=now)
+        hits = await DatabaseRateLimiter(self._db).purge(before=now - timedelta(days=1))
+        events = 0
+        if audit_days is not None:
+            events = await self._audit.purge(before=now - timedelta(days=audit_days))
+        return Purged(tokens=expired, limiter_hits=hits, audit_events=events)
+
+    def upgrade_database(self) -> tuple[str | None, str | None]:
+        """Migrate to the newest schema; the revisions before and after."""
+        before = migrate.current_revision(self._db)
+        migrate.upgrade(self._db)
+        return before, migrate.current_revision(self._db)
 
     def prepare_database(self) -> None:
         """Development: migrate to the newest schema. Production: refuse an outdated one.
@@ -301,20 +308,33 @@ class Runtime:
             SchemaOutdatedError: production mode and ``keystile db upgrade`` not run.
         """
         if self.settings.mode == "development":
-            migrate.upgrade(self.db)
+            migrate.upgrade(self._db)
         else:
-            migrate.check_schema(self.db)
+            migrate.check_schema(self._db)
+
+    async def drain_deliveries(self, seconds: float = 10.0) -> None:
+        """Wait (up to ``seconds``) for the messages being sent in the background."""
+        await self._dispatcher.drain(seconds)
 
     def close(self) -> None:
         """Release pooled connections (for callers without an event loop, like the CLI)."""
-        self.password_hasher.close()
-        self.db.dispose()
+        self._hasher.close()
+        self._db.dispose()
 
     async def aclose(self) -> None:
-        """Finish deliveries in flight, then release the limiter and the database."""
-        await self.dispatcher.drain()
-        await self.password_hasher.aclose()
-        await self.limiter.aclose()
-        if isinstance(self.sender, WebhookSender):
-            await self.sender.aclose()
-        self.db.dispose()
+        """Finish deliveries in flight, then release the limiter, the sender and the database."""
+        await self._dispatcher.drain()
+        await self._hasher.aclose()
+        await self._limiter.aclose()
+        if isinstance(self._sender, WebhookSender):
+            await self._sender.aclose()
+        self._db.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """How many rows :meth:`Runtime.purge` deleted."""
+
+    tokens: int
+    limiter_hits: int
+    audit_events: int

@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import anyio
 import pytest
-from sqlalchemy import text
 
+from keystile import testing
 from keystile.clock import ManualClock
 from keystile.errors import AuthenticationFailedError, TooManyAttemptsError
 from keystile.flows.sign_in import SessionGrant, decide
@@ -18,16 +17,13 @@ from keystile.runtime import Runtime
 from keystile.settings import Settings
 from keystile.store.users import User
 from keystile.strategies.factors import VerifiedFactor
-from keystile.strategies.otp import core
 
 pytestmark = pytest.mark.anyio
 EMAIL = "alice@example.com"
 PASSWORD = "correct horse battery"
 
 
-def rows(runtime: Runtime, sql: str) -> list[dict[str, Any]]:
-    with runtime.db.read() as conn:
-        return [dict(row._mapping) for row in conn.execute(text(sql))]
+rows = testing.rows
 
 
 @pytest.fixture
@@ -40,17 +36,7 @@ async def runtime(
 
 
 async def issue_code(runtime: Runtime, email: str = EMAIL) -> str:
-    assert runtime.otp is not None
-    code = core.new_code(runtime.otp.config)
-    now = runtime.clock.now()
-    await runtime.tokens.replace(
-        jti=core.code_token_id(runtime.hashing_keys, email, code),
-        purpose="otp",
-        subject=email,
-        now=now,
-        expires_at=now + runtime.otp.config.lifetime,
-    )
-    return code
+    return await testing.issue_code(runtime, email)
 
 
 def test_a_verified_first_factor_earns_a_session_with_that_factor() -> None:
@@ -63,7 +49,7 @@ def test_a_verified_first_factor_earns_a_session_with_that_factor() -> None:
 
 async def test_a_code_sign_in_writes_session_and_audit_together(runtime: Runtime) -> None:
     """A hit stores one session row and one success record; the replay only a failure."""
-    user = await runtime.users.create(EMAIL, password_hash=None, now=runtime.clock.now())
+    user = await runtime.create_user(EMAIL)
     code = await issue_code(runtime)
     result = await runtime.sign_in.otp(EMAIL, code)
     assert result.user == user
@@ -81,7 +67,7 @@ async def test_a_code_sign_in_writes_session_and_audit_together(runtime: Runtime
 
 async def test_parallel_sign_ins_with_one_code_store_one_session(runtime: Runtime) -> None:
     """Twenty concurrent sign-ins with one code: one session row, nineteen failures."""
-    await runtime.users.create(EMAIL, password_hash=None, now=runtime.clock.now())
+    await runtime.create_user(EMAIL)
     code = await issue_code(runtime)
     outcomes: list[bool] = []
 
@@ -108,10 +94,10 @@ async def test_registration_creates_the_user_only_on_a_correct_code(
         code = await issue_code(runtime)
         with pytest.raises(AuthenticationFailedError):
             await runtime.sign_in.otp(EMAIL, "AAAAAA" if code != "AAAAAA" else "BBBBBB")
-        assert await runtime.users.get_by_email(EMAIL) is None
+        assert await runtime.find_user(EMAIL) is None
         result = await runtime.sign_in.otp(EMAIL, code)
         assert result.user.password_hash is None
-        assert await runtime.users.get_by_email(EMAIL) == result.user
+        assert await runtime.find_user(EMAIL) == result.user
     finally:
         await runtime.aclose()
 
@@ -140,7 +126,7 @@ async def test_a_blocked_attempt_verifies_nothing_and_is_audited_once(
     """Past the limit, the right code is refused, stays live, and one blocked record is kept."""
     runtime = Runtime(make_settings(otp_sign_in_rate="1/10m"), clock=clock)
     try:
-        await runtime.users.create(EMAIL, password_hash=None, now=clock.now())
+        await runtime.create_user(EMAIL)
         code = await issue_code(runtime)
         with pytest.raises(AuthenticationFailedError):
             await runtime.sign_in.otp(EMAIL, "AAAAAA" if code != "AAAAAA" else "BBBBBB")

@@ -13,9 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from keystile import testing
 from keystile.clock import ManualClock
 from keystile.runtime import Runtime
 from keystile.settings import Settings
+from keystile.store.users import set_password_hash
 
 PASSWORD = "correct horse battery"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -186,7 +188,7 @@ def test_pre_registration_cannot_take_over_an_address(
     client = make_client(settings)
     runtime = Runtime(settings)
     try:  # the victim's account: passwordless, signs in by emailed code
-        anyio.run(lambda: runtime.users.create("victim@example.com", password_hash=None, now=NOW))
+        anyio.run(lambda: runtime.create_user("victim@example.com"))
     finally:
         runtime.close()
     assert _register(client, "victim@example.com", "attacker's password").status_code == 200
@@ -268,7 +270,7 @@ def test_the_database_holds_no_password_in_clear(client: TestClient, settings: S
     else:
         runtime = Runtime(settings)
         try:
-            with runtime.db.read() as conn:
+            with testing.database(runtime).read() as conn:
                 rows = [
                     *conn.execute(text("SELECT * FROM keystile_users")).all(),
                     *conn.execute(text("SELECT * FROM keystile_tokens")).all(),
@@ -293,18 +295,15 @@ def test_a_hash_from_an_older_preset_is_rehashed_on_sign_in(
     runtime = Runtime(settings)
     try:
         user = anyio.run(runtime.password.create_user, "alice@example.com", PASSWORD)
-        anyio.run(
-            lambda: runtime.users.set_password_hash(
-                user.id, old.hash(PASSWORD), now=user.created_at
-            )
-        )
+        with testing.database(runtime).write() as conn:
+            set_password_hash(conn, user.id, old.hash(PASSWORD), now=user.created_at)
     finally:
         runtime.close()
     client = make_client(settings)
     assert sign_in(client, "alice@example.com").status_code == 200
     reader = Runtime(settings)
     try:
-        with reader.db.read() as conn:
+        with testing.database(reader).read() as conn:
             stored = conn.execute(text("SELECT password_hash FROM keystile_users")).scalar_one()
     finally:
         reader.close()

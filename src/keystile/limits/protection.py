@@ -27,7 +27,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from keystile.limits.addresses import address_bucket
 from keystile.limits.rate import Rate, RateLimiter
@@ -181,6 +181,9 @@ class AuditLogProtection:
     max_failures: int = 5
     window: timedelta = timedelta(minutes=5)
     protected: frozenset[str] = frozenset({"sign_in"})
+
+    #: The actions it protects by default: failed sign-ins are what it counts.
+    protected_actions: ClassVar[frozenset[str]] = frozenset({"sign_in"})
 
     @property
     def actions(self) -> frozenset[str]:

@@ -16,7 +16,7 @@ def add_user(settings: Settings, email: str) -> None:
     try:
 
         async def create() -> None:
-            await runtime.users.create(email, password_hash=None, now=runtime.clock.now())
+            await runtime.create_user(email)
 
         anyio.run(create)
     finally:

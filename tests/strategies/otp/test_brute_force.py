@@ -223,7 +223,7 @@ async def test_parallel_wrong_guesses_cannot_pass_the_audit_log_limit(
     (issue 7 item 3: 13 of 30 were judged with a limit of 5).
     """
     runtime = Runtime(otp_settings(database_pool_size=20, **AUDIT_LOG_DECIDES), clock=clock)
-    await runtime.users.create(VICTIM, password_hash=None, now=clock.now())
+    await runtime.create_user(VICTIM)
     outcomes: list[str] = []
 
     async def guess() -> None:

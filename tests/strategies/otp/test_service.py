@@ -11,12 +11,12 @@ import anyio
 import pytest
 from sqlalchemy import text
 
+from keystile import testing
 from keystile.clock import ManualClock
 from keystile.errors import AuthenticationFailedError, TooManyAttemptsError
-from keystile.runtime import Runtime
+from keystile.runtime import Extensions, Runtime
 from keystile.senders.base import Message, SendError
 from keystile.settings import Settings
-from keystile.strategies.otp import core
 
 pytestmark = pytest.mark.anyio
 EMAIL = "alice@example.com"
@@ -35,29 +35,38 @@ class Capture:
         self.messages.append(message)
 
 
+class Switch:
+    """A sender that hands each message to ``target``, which a test may replace."""
+
+    def __init__(self) -> None:
+        self.target: Capture = Capture()
+
+    async def send(self, message: Message) -> None:
+        await self.target.send(message)
+
+
+@pytest.fixture
+def switch() -> Switch:
+    return Switch()
+
+
 @pytest.fixture
 async def runtime(
-    make_settings: Callable[..., Settings], clock: ManualClock
+    make_settings: Callable[..., Settings], clock: ManualClock, switch: Switch
 ) -> AsyncIterator[Runtime]:
-    runtime = Runtime(make_settings(otp_sign_in_rate="100/10m", database_pool_size=20), clock=clock)
-    await runtime.users.create(EMAIL, password_hash=None, now=clock.now())
+    runtime = Runtime(
+        make_settings(otp_sign_in_rate="100/10m", database_pool_size=20),
+        clock=clock,
+        extensions=Extensions(sender=switch),
+    )
+    await runtime.create_user(EMAIL)
     yield runtime
     await runtime.aclose()
 
 
 async def issue_code(runtime: Runtime, email: str = EMAIL) -> str:
     """Store a code exactly as ``request`` does, and return it."""
-    assert runtime.otp is not None
-    code = core.new_code(runtime.otp.config)
-    now = runtime.clock.now()
-    await runtime.tokens.replace(
-        jti=core.code_token_id(runtime.hashing_keys, email, code),
-        purpose="otp",
-        subject=email,
-        now=now,
-        expires_at=now + runtime.otp.config.lifetime,
-    )
-    return code
+    return await testing.issue_code(runtime, email)
 
 
 async def test_twenty_parallel_sign_ins_with_one_code_give_one_session(runtime: Runtime) -> None:
@@ -106,13 +115,13 @@ async def test_parallel_wrong_guesses_cannot_pass_the_limit(
     assert outcomes.count("blocked") == 25
 
 
-async def test_request_and_sign_in_from_python(runtime: Runtime) -> None:
+async def test_request_and_sign_in_from_python(runtime: Runtime, switch: Switch) -> None:
     """The programmatic API: request sends through the sender, sign_in returns a session."""
     assert runtime.otp is not None
     capture = Capture()
-    runtime.dispatcher.sender = capture
+    switch.target = capture
     await runtime.otp.request(" Alice@Example.com ")
-    await runtime.dispatcher.drain()
+    await runtime.drain_deliveries()
     [message] = capture.messages
     assert message.to == EMAIL
     code = next(word for word in message.text.split() if len(word) == 6 and word.isupper())
@@ -122,7 +131,7 @@ async def test_request_and_sign_in_from_python(runtime: Runtime) -> None:
 
 
 async def audit_rows(runtime: Runtime) -> list[dict[str, Any]]:
-    with runtime.db.read() as conn:
+    with testing.database(runtime).read() as conn:
         return [
             dict(row._mapping)
             for row in conn.execute(text("SELECT * FROM keystile_audit_events ORDER BY id"))
@@ -132,7 +141,6 @@ async def audit_rows(runtime: Runtime) -> list[dict[str, Any]]:
 async def test_audit_records_every_attempt_and_never_the_code(runtime: Runtime) -> None:
     """Known request: success; unknown request: failure (client still sees ok); no code stored."""
     assert runtime.otp is not None
-    runtime.dispatcher.sender = Capture()
     await runtime.otp.request(EMAIL, client_address="203.0.113.9")
     await runtime.otp.request("nobody@example.com", client_address="203.0.113.9")
     code = await issue_code(runtime)
@@ -147,7 +155,7 @@ async def test_audit_records_every_attempt_and_never_the_code(runtime: Runtime) 
         ("otp", "sign_in", False, EMAIL),
         ("otp", "sign_in", True, EMAIL),
     ]
-    user = await runtime.users.get_by_email(EMAIL)
+    user = await runtime.find_user(EMAIL)
     assert user is not None
     assert rows[0]["subject"] == rows[3]["subject"] == user.subject
     assert rows[1]["subject"] is None
@@ -157,7 +165,7 @@ async def test_audit_records_every_attempt_and_never_the_code(runtime: Runtime) 
     dump = repr(rows)
     assert code not in dump
     assert code.lower() not in dump
-    with runtime.db.read() as conn:
+    with testing.database(runtime).read() as conn:
         tokens = repr(conn.execute(text("SELECT * FROM keystile_tokens")).all())
     assert code not in tokens
 
@@ -181,14 +189,14 @@ async def test_client_address_privacy_modes(
 
 
 async def test_a_failed_send_is_logged_and_audited_and_the_answer_is_unchanged(
-    runtime: Runtime, caplog: pytest.LogCaptureFixture
+    runtime: Runtime, caplog: pytest.LogCaptureFixture, switch: Switch
 ) -> None:
     """The relay refuses: request still returns normally; a 'deliver' failure is recorded."""
     assert runtime.otp is not None
-    runtime.dispatcher.sender = Capture(fail=True)
+    switch.target = Capture(fail=True)
     with caplog.at_level(logging.WARNING, logger="keystile.senders"):
         await runtime.otp.request(EMAIL)  # returns normally: the caller answers ok
-        await runtime.dispatcher.drain()
+        await runtime.drain_deliveries()
     rows = await audit_rows(runtime)
     assert [(r["action"], bool(r["success"])) for r in rows] == [
         ("request", True),
@@ -226,7 +234,7 @@ async def test_parallel_first_sign_ins_of_a_reusable_code_register_one_user(
         async with anyio.create_task_group() as group:
             for _ in range(20):
                 group.start_soon(attempt)
-        users = await runtime.users.list()
+        users = await runtime.list_users()
         assert [user.email for user in users] == ["new@example.com"]
         assert subjects == [users[0].subject] * 20
     finally:
@@ -247,7 +255,7 @@ async def test_a_blocked_attempt_is_audited_and_verifies_nothing(
     )
     try:
         assert runtime.otp is not None
-        await runtime.users.create(EMAIL, password_hash=None, now=clock.now())
+        await runtime.create_user(EMAIL)
         code = await issue_code(runtime)
         for _ in range(2):
             with pytest.raises(AuthenticationFailedError):
@@ -261,7 +269,7 @@ async def test_a_blocked_attempt_is_audited_and_verifies_nothing(
             ("sign_in", False),
             ("sign_in_blocked", False),
         ]
-        with runtime.db.read() as conn:
+        with testing.database(runtime).read() as conn:
             failed = conn.execute(
                 text("SELECT failed_attempts FROM keystile_tokens WHERE purpose = 'otp'")
             ).scalar_one()
@@ -278,19 +286,20 @@ async def test_a_blocked_request_stores_and_sends_nothing(
     make_settings: Callable[..., Settings], clock: ManualClock, backend: str
 ) -> None:
     """Past the request limit no code replaces the last one, nothing is sent, and it is audited."""
+    capture = Capture()
     runtime = Runtime(
-        make_settings(otp_request_rate="2/15m", rate_limit_backend=backend), clock=clock
+        make_settings(otp_request_rate="2/15m", rate_limit_backend=backend),
+        clock=clock,
+        extensions=Extensions(sender=capture),
     )
     try:
         assert runtime.otp is not None
-        capture = Capture()
-        runtime.dispatcher.sender = capture
-        await runtime.users.create(EMAIL, password_hash=None, now=clock.now())
+        await runtime.create_user(EMAIL)
         for _ in range(2):
             await runtime.otp.request(EMAIL)
         with pytest.raises(TooManyAttemptsError):
             await runtime.otp.request(EMAIL)
-        await runtime.dispatcher.drain()
+        await runtime.drain_deliveries()
         assert len(capture.messages) == 2
         rows = await audit_rows(runtime)
         assert [(r["action"], bool(r["success"])) for r in rows] == [
@@ -298,7 +307,7 @@ async def test_a_blocked_request_stores_and_sends_nothing(
             ("request", True),
             ("request_blocked", False),
         ]
-        with runtime.db.read() as conn:
+        with testing.database(runtime).read() as conn:
             live = conn.execute(
                 text(
                     "SELECT count(*) FROM keystile_tokens"

@@ -183,8 +183,8 @@ def test_registration_creates_the_user_on_a_correct_code_only(
     wrong = "AAAAAA" if code != "AAAAAA" else "BBBBBB"
     assert sign_in(client, "new@example.com", wrong).status_code == 401
     runtime = client.app.state.keystile.runtime  # type: ignore[attr-defined]
-    assert anyio.run(runtime.users.get_by_email, "new@example.com") is None
+    assert anyio.run(runtime.find_user, "new@example.com") is None
     created = sign_in(client, "new@example.com", code)
     assert created.status_code == 200
     assert created.json()["user"]["email"] == "new@example.com"
-    assert anyio.run(runtime.users.get_by_email, "new@example.com") is not None
+    assert anyio.run(runtime.find_user, "new@example.com") is not None
