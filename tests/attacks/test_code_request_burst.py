@@ -8,9 +8,6 @@ of them, multiplying the odds of a brute force by as much.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from sqlalchemy import text
 
 from keystile.store.database import Database
 from keystile.store.tables import metadata
+from tests.attacks.processes import create_user
 from tests.servers import keystile_server
 
 pytestmark = pytest.mark.postgres
@@ -61,16 +59,7 @@ def test_ten_concurrent_requests_leave_exactly_one_live_code(
         "KEYSTILE_RATE_LIMIT_BACKEND": "memory",
         "KEYSTILE_OTP_REQUEST_RATE": "100/15m",
     }
-    created = subprocess.run(
-        [sys.executable, "-m", "keystile", "user", "create", EMAIL, "--password-stdin"],
-        cwd=tmp_path,
-        input="not-used-here\n",
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith("KEYSTILE_")}, **env},
-    )
-    assert created.returncode == 0, created.stderr
+    create_user(tmp_path, env, EMAIL, "not-used-here")
     with keystile_server(tmp_path, env) as base, httpx.Client(timeout=30) as client:
 
         def ask(_: int) -> int:
