@@ -23,6 +23,8 @@ from keystile.limits.protection import AuditLogProtection, HookProtection
 from keystile.settings import KEY_FIELDS, Settings
 from keystile.strategies.otp.config import OtpConfig
 from keystile.strategies.otp.config import configuration_problems as otp_configuration_problems
+from keystile.strategies.totp.config import config_from_settings as totp_config_from_settings
+from keystile.strategies.totp.config import configuration_problems as totp_configuration_problems
 
 #: Highest chance a guesser may have of hitting one identity's code in one day.
 MAX_DAILY_GUESS_ODDS = 1 / 10_000
@@ -61,6 +63,8 @@ def rate_problems(settings: Settings) -> list[Problem]:
         "password_sign_in_address_rate",
         "otp_request_rate",
         "otp_sign_in_rate",
+        "totp_rate",
+        "recovery_code_rate",
     ):
         match = _RATE.match(getattr(settings, name))
         if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
@@ -276,6 +280,8 @@ def startup_problems(
                 "KEYSTILE_SENDER: the console sender prints codes in clear and is for "
                 "development only; choose smtp or webhook in production"
             )
+    if settings.totp_enabled:
+        problems += totp_configuration_problems(totp_config_from_settings(settings))
     if settings.otp_enabled:
         problems += otp_configuration_problems(
             otp_config(settings),

@@ -15,6 +15,7 @@ from keystile import checks
 from keystile.clock import Clock, SystemClock
 from keystile.crypto.passwords import PasswordHasher
 from keystile.errors import ConfigurationError
+from keystile.flows.mfa_tokens import MfaTokens
 from keystile.flows.sessions import Sessions
 from keystile.flows.sign_in import SignInFlow
 from keystile.limits.database import DatabaseRateLimiter
@@ -46,6 +47,8 @@ from keystile.strategies.audit_trail import AuditTrail
 from keystile.strategies.otp.service import OtpService
 from keystile.strategies.password.config import PasswordConfig
 from keystile.strategies.password.service import PasswordService
+from keystile.strategies.totp.config import TotpConfig, config_from_settings
+from keystile.strategies.totp.service import TotpService
 from keystile.tokens import TokenCodec
 
 logger = logging.getLogger(__name__)
@@ -175,6 +178,14 @@ class Runtime:
                 generator=extensions.otp_generator,
                 service_name=settings.service_name,
             )
+        self.totp: TotpService | None = None
+        if settings.totp_enabled:
+            totp_config = config_from_settings(settings)
+            self.totp = TotpService(
+                config=totp_config,
+                gate=self._gate("totp", self._totp_guard(totp_config)),
+                encryption_keys=settings.ring("encryption_keys"),
+            )
         self.sign_in = SignInFlow(
             db=db,
             sessions=self.sessions,
@@ -182,6 +193,12 @@ class Runtime:
             clock=self.clock,
             password=self.password,
             otp=self.otp,
+            totp=self.totp,
+            mfa_tokens=MfaTokens(
+                hashing_keys=self._hashing_keys,
+                lifetime=timedelta(seconds=settings.mfa_token_lifetime_seconds),
+            ),
+            policy=settings.mfa_policy,
         )
 
     def _build_limiter(self) -> RateLimiter:
@@ -231,6 +248,13 @@ class Runtime:
                 *self._extensions.hooks,
             ]
         )
+
+    def _totp_guard(self, config: TotpConfig) -> BruteForceGuard:
+        # One bucket per user across every TOTP action (second factor, step-up,
+        # enrolment): the action of every TOTP attempt is "verify".
+        rate = parse_rate(config.rate)
+        protection = RateLimitProtection(self._limiter, {"verify": rate})
+        return BruteForceGuard([protection, *self._extensions.hooks])
 
     def _otp_guard(self) -> BruteForceGuard:
         settings = self.settings

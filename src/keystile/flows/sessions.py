@@ -8,9 +8,10 @@ refused even while its signature and expiry are fine.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from keystile.clock import Clock
 from keystile.errors import UnauthenticatedError
@@ -104,8 +105,14 @@ class Sessions:
         *,
         strategies: Sequence[str],
         amr: Sequence[str],
+        auth_time: datetime | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> Authenticated:
-        """Sign the token whose row was stored with ``pending`` (pure: no I/O)."""
+        """Sign the token whose row was stored with ``pending`` (pure: no I/O).
+
+        ``auth_time``: when the user last proved who they are (default: now);
+        a sign-in finished by a second factor or a step-up sets it to then.
+        """
         issued = self._codec.issue(
             subject=user.subject,
             purpose=PURPOSE_ACCESS,
@@ -113,6 +120,8 @@ class Sessions:
             lifetime=self._lifetime,
             amr=amr,
             strategies=strategies,
+            auth_time=auth_time,
+            extra=extra,
             jti=pending.row.jti,
         )
         return Authenticated(

@@ -14,17 +14,28 @@ Every sign-in has the same shape, whichever strategy proves the factor:
 5. after the commit, a refusal or failure is raised, or the token signed.
 
 So a new strategy plugs in by providing a claim, and a new kind of answer
-("second factor needed", a stepped-up session) is a new decision here.
+is a new decision here. A user with a second factor gets no session from a
+first factor: :func:`decide` answers "second factor needed", the transaction
+stores an MFA token (:mod:`keystile.flows.mfa_tokens`) instead of a session
+row, and :meth:`SignInFlow.totp` finishes the sign-in with it. The same
+check, with a bearer session instead, is a step-up (:meth:`SignInFlow.step_up_totp`).
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
 
 from keystile.clock import Clock
 from keystile.errors import AuthenticationFailedError
-from keystile.flows.sessions import Authenticated, PendingSession, Sessions
+from keystile.flows.mfa_tokens import MfaTokens
+from keystile.flows.sessions import Authenticated, PendingSession, Session, Sessions
+from keystile.limits.protection import Attempt
+from keystile.store import tokens, users
+from keystile.store import totp as authenticators
 from keystile.store.audit import insert_event
 from keystile.store.database import Database
 from keystile.store.locks import lock_identity
@@ -32,9 +43,13 @@ from keystile.store.prepared import Executor
 from keystile.store.users import User
 from keystile.strategies.attempts import Admission, AttemptGate
 from keystile.strategies.audit_trail import AuditTrail
-from keystile.strategies.factors import Claim, FactorCheck, VerifiedFactor
+from keystile.strategies.factors import Claim, FactorCheck, SecondFactorCheck, VerifiedFactor
 from keystile.strategies.otp.service import OtpService
 from keystile.strategies.password.service import PasswordService
+from keystile.strategies.totp.service import TotpService
+from keystile.tokens import AMR_MFA
+
+MfaPolicy = Literal["optional", "required"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +60,56 @@ class SessionGrant:
     amr: tuple[str, ...]
 
 
-def decide(verified: VerifiedFactor) -> SessionGrant:
+@dataclass(frozen=True, slots=True)
+class SecondFactorNeeded:
+    """The decision to hold the sign-in until a second factor: ``methods`` may finish it."""
+
+    first: SessionGrant
+    methods: tuple[str, ...]
+
+
+def decide(
+    verified: VerifiedFactor,
+    *,
+    second_factors: Sequence[str] = (),
+    policy: MfaPolicy = "optional",
+) -> SessionGrant | SecondFactorNeeded:
     """What a verified first factor earns (pure).
 
-    Today always a session; this is where "second factor needed" goes once
-    a user can have one.
+    A user with a second factor (``second_factors``: the methods they have)
+    must pass one before any session exists. Under the ``required`` policy a
+    user without one must enrol first (method ``totp_setup``). Otherwise, a
+    session naming the factor.
     """
-    return SessionGrant(strategies=(verified.strategy,), amr=(verified.amr,))
+    grant = SessionGrant(strategies=(verified.strategy,), amr=(verified.amr,))
+    if second_factors:
+        return SecondFactorNeeded(first=grant, methods=tuple(second_factors))
+    if policy == "required":
+        return SecondFactorNeeded(first=grant, methods=("totp_setup",))
+    return grant
+
+
+def add_factor(grant: SessionGrant, verified: VerifiedFactor) -> SessionGrant:
+    """The grant of a session that also passed ``verified`` as a second factor (pure).
+
+    Strategies keep their order without repeats; ``amr`` gains the factor's
+    value and ``mfa`` (RFC 8176: more than one factor was used).
+    """
+    strategies = tuple(dict.fromkeys((*grant.strategies, verified.strategy)))
+    amr = tuple(dict.fromkeys((*grant.amr, verified.amr, AMR_MFA)))
+    return SessionGrant(strategies=strategies, amr=amr)
+
+
+@dataclass(frozen=True, slots=True)
+class SecondFactorRequired:
+    """The answer to a first factor that passed for a user who owes a second one."""
+
+    mfa_token: str = field(repr=False)
+    expires_in: int
+    methods: tuple[str, ...]
+
+
+SignInResult = Authenticated | SecondFactorRequired
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +117,7 @@ class _Outcome:
     wait: int | None = None
     user: User | None = None
     grant: SessionGrant | None = None
+    challenge: SecondFactorRequired | None = None
 
 
 class SignInFlow:
@@ -73,6 +132,9 @@ class SignInFlow:
         clock: Clock,
         password: PasswordService,
         otp: OtpService | None,
+        totp: TotpService | None = None,
+        mfa_tokens: MfaTokens,
+        policy: MfaPolicy = "optional",
     ) -> None:
         self._db = db
         self._sessions = sessions
@@ -80,10 +142,13 @@ class SignInFlow:
         self._clock = clock
         self._password = password
         self._otp = otp
+        self._totp = totp
+        self._mfa = mfa_tokens
+        self._policy: MfaPolicy = policy
 
     async def password(
         self, email: str, password: str, *, client_address: str | None = None
-    ) -> Authenticated:
+    ) -> SignInResult:
         """Sign in with email and password.
 
         Raises:
@@ -97,7 +162,7 @@ class SignInFlow:
 
     async def confirm_registration(
         self, email: str, code: str, *, client_address: str | None = None
-    ) -> Authenticated:
+    ) -> SignInResult:
         """Prove the address of a pending registration with its mailed code, and sign in.
 
         Raises: as :meth:`password` (counted against the registration limit).
@@ -107,7 +172,7 @@ class SignInFlow:
 
     async def otp(
         self, email: str, code: str, *, client_address: str | None = None
-    ) -> Authenticated:
+    ) -> SignInResult:
         """Sign in with an emailed one-time code.
 
         Raises:
@@ -124,7 +189,7 @@ class SignInFlow:
 
     async def _first_factor(
         self, gate: AttemptGate, claim: Claim, client_address: str | None
-    ) -> Authenticated:
+    ) -> SignInResult:
         now = self._clock.now()
         admission = await gate.enter(claim.action, claim.identity, client_address, now=now)
         if claim.costly:
@@ -139,6 +204,8 @@ class SignInFlow:
             retry_on_conflict=True,
         )
         Admission.settle(outcome.wait)
+        if outcome.challenge is not None:
+            return outcome.challenge
         if outcome.user is None or outcome.grant is None:
             raise AuthenticationFailedError()
         return self._sessions.complete(
@@ -160,7 +227,15 @@ class SignInFlow:
         if wait is not None or check is None:
             return _Outcome(wait=wait)
         verified = check.verify(conn, attempt.now)
-        grant = decide(verified) if verified is not None else None
+        decision = (
+            decide(
+                verified,
+                second_factors=self._second_factors(conn, verified.user),
+                policy=self._policy,
+            )
+            if verified is not None
+            else None
+        )
         insert_event(
             conn,
             self._audit.event(
@@ -173,7 +248,170 @@ class SignInFlow:
                 client_address=attempt.client_address,
             ),
         )
+        if verified is None or decision is None:
+            return _Outcome()
+        if isinstance(decision, SecondFactorNeeded):
+            issued = self._mfa.issue_in(
+                conn,
+                user_id=verified.user.id,
+                strategies=decision.first.strategies,
+                amr=decision.first.amr,
+                methods=decision.methods,
+                now=attempt.now,
+            )
+            challenge = SecondFactorRequired(
+                mfa_token=issued.token, expires_in=issued.expires_in, methods=decision.methods
+            )
+            return _Outcome(user=verified.user, challenge=challenge)
+        self._sessions.store_in(conn, verified.user, pending)
+        return _Outcome(user=verified.user, grant=decision)
+
+    def _second_factors(self, conn: Executor, user: User) -> tuple[str, ...]:
+        """The second-factor methods ``user`` has (read in the sign-in's transaction)."""
+        if self._totp is not None and authenticators.get_active(conn, user.id) is not None:
+            return ("totp",)
+        return ()
+
+    # The second step, and step-up.
+
+    async def totp(
+        self, mfa_token: str, code: str, *, client_address: str | None = None
+    ) -> Authenticated:
+        """Finish a sign-in held for a second factor with a TOTP code.
+
+        Raises:
+            AuthenticationFailedError: an unknown, used, burned or expired MFA token, or a
+                wrong, replayed or malformed code (the token's failures are counted).
+            TooManyAttemptsError: the user's TOTP limit holds.
+            UnavailableError: the store or the limiter is unreachable.
+            LookupError: the TOTP strategy is turned off.
+        """
+        service = self._totp_service()
+        now = self._clock.now()
+        pending = await self._db.query(
+            functools.partial(self._mfa.find_in, token=mfa_token, now=now)
+        )
+        if pending is None or "totp" not in pending.methods:
+            raise AuthenticationFailedError()
+        admission = await service.gate.enter(
+            "verify", str(pending.user_id), client_address, now=now
+        )
+        session = self._sessions.prepare()
+        outcome = await self._db.transact(
+            functools.partial(
+                self._record_second, admission, service.claim(code), mfa_token, session
+            )
+        )
+        return self._finish(outcome, session, now)
+
+    async def step_up_totp(
+        self, session: Session, code: str, *, client_address: str | None = None
+    ) -> Authenticated:
+        """Re-verify a signed-in user with a TOTP code: a fresh session whose
+        ``auth_time`` is now, with the factor added; the old token is revoked.
+
+        Raises: as :meth:`totp` (without the MFA token).
+        """
+        service = self._totp_service()
+        now = self._clock.now()
+        admission = await service.gate.enter(
+            "verify", str(session.user.id), client_address, now=now
+        )
+        fresh = self._sessions.prepare()
+        outcome = await self._db.transact(
+            functools.partial(self._record_step_up, admission, service.claim(code), session, fresh)
+        )
+        return self._finish(outcome, fresh, now)
+
+    def _totp_service(self) -> TotpService:
+        if self._totp is None:
+            raise LookupError("the totp strategy is not enabled")
+        return self._totp
+
+    def _finish(self, outcome: _Outcome, session: PendingSession, now: datetime) -> Authenticated:
+        Admission.settle(outcome.wait)
+        if outcome.user is None or outcome.grant is None:
+            raise AuthenticationFailedError()
+        return self._sessions.complete(
+            outcome.user,
+            session,
+            strategies=outcome.grant.strategies,
+            amr=outcome.grant.amr,
+            auth_time=now,
+        )
+
+    def _record_second(
+        self,
+        admission: Admission,
+        check: SecondFactorCheck,
+        mfa_token: str,
+        session: PendingSession,
+        conn: Executor,
+    ) -> _Outcome:
+        """The second step's one transaction: count, check, use the token, start the session."""
+        attempt = admission.attempt
+        lock_identity(conn, attempt.identity)
+        wait = admission.count_in(conn)
+        if wait is not None:
+            return _Outcome(wait=wait)
+        # Looked up again under the lock: a parallel attempt may have used or burned it.
+        pending = self._mfa.find_in(conn, mfa_token, now=attempt.now)
+        user = users.find_by_id(conn, pending.user_id) if pending is not None else None
+        verified = check.verify(conn, user, attempt.now) if user is not None else None
+        self._audit_second(conn, check.strategy, "verify", attempt, user, verified)
+        if pending is None or user is None:
+            return _Outcome()
+        if verified is None:
+            self._mfa.fail_in(conn, pending, now=attempt.now)
+            return _Outcome()
+        if not self._mfa.use_in(conn, pending, now=attempt.now):
+            raise RuntimeError("an MFA token found under the user's lock could not be used")
+        grant = add_factor(SessionGrant(pending.strategies, pending.amr), verified)
+        self._sessions.store_in(conn, user, session)
+        return _Outcome(user=user, grant=grant)
+
+    def _record_step_up(
+        self,
+        admission: Admission,
+        check: SecondFactorCheck,
+        current: Session,
+        fresh: PendingSession,
+        conn: Executor,
+    ) -> _Outcome:
+        """Step-up's one transaction: count, check, revoke the old token, start the new one."""
+        attempt = admission.attempt
+        lock_identity(conn, attempt.identity)
+        wait = admission.count_in(conn)
+        if wait is not None:
+            return _Outcome(wait=wait)
+        verified = check.verify(conn, current.user, attempt.now)
+        self._audit_second(conn, check.strategy, "step_up", attempt, current.user, verified)
         if verified is None:
             return _Outcome()
-        self._sessions.store_in(conn, verified.user, pending)
-        return _Outcome(user=verified.user, grant=grant)
+        if not tokens.revoke_token(conn, jti=current.claims.jti, now=attempt.now):
+            return _Outcome()  # signed out (or stepped up) meanwhile: nothing to step up
+        grant = add_factor(SessionGrant(current.claims.strategies, current.claims.amr), verified)
+        self._sessions.store_in(conn, current.user, fresh)
+        return _Outcome(user=current.user, grant=grant)
+
+    def _audit_second(
+        self,
+        conn: Executor,
+        strategy: str,
+        action: str,
+        attempt: Attempt,
+        user: User | None,
+        verified: VerifiedFactor | None,
+    ) -> None:
+        insert_event(
+            conn,
+            self._audit.event(
+                strategy=strategy,
+                action=action,
+                success=verified is not None,
+                now=attempt.now,
+                identity=user.email if user is not None else None,
+                subject=user.subject if user is not None else attempt.identity,
+                client_address=attempt.client_address,
+            ),
+        )

@@ -309,3 +309,83 @@ class TokenStore:
         with self.db.write() as conn:
             result = conn.execute(delete(tokens).where(tokens.c.expires_at <= now))
         return result.rowcount
+
+
+_FIND_LIVE = Prepared(
+    select(tokens.c.subject, tokens.c.extra, tokens.c.expires_at).where(
+        tokens.c.jti == bindparam("jti"),
+        tokens.c.purpose == bindparam("purpose"),
+        tokens.c.revoked_at.is_(None),
+        tokens.c.expires_at > bindparam("now", type_=UTCDateTime()),
+        tokens.c.failed_attempts < bindparam("max_failures"),
+    )
+)
+
+_USE = Prepared(
+    update(tokens)
+    .where(
+        tokens.c.jti == bindparam("jti"),
+        tokens.c.purpose == bindparam("purpose"),
+        tokens.c.revoked_at.is_(None),
+        tokens.c.expires_at > bindparam("now", type_=UTCDateTime()),
+        tokens.c.failed_attempts < bindparam("max_failures"),
+    )
+    .values(revoked_at=bindparam("used_at", type_=UTCDateTime()))
+)
+
+_FAIL = Prepared(
+    update(tokens)
+    .where(
+        tokens.c.jti == bindparam("jti"),
+        tokens.c.purpose == bindparam("purpose"),
+        tokens.c.revoked_at.is_(None),
+    )
+    .values(
+        failed_attempts=_ATTEMPTS,
+        revoked_at=case(
+            (bindparam("max_failures") <= _ATTEMPTS, bindparam("burn_at", type_=UTCDateTime())),
+            else_=None,
+        ),
+    )
+)
+
+
+def find_live_token(
+    conn: Executor, *, jti: str, purpose: str, now: datetime, max_failures: int
+) -> tuple[str, dict[str, Any], datetime] | None:
+    """The subject, extra and expiry of a live token (unrevoked, unexpired, not burned)."""
+    row = _FIND_LIVE.first(
+        conn, {"jti": jti, "purpose": purpose, "now": now, "max_failures": max_failures}
+    )
+    if row is None:
+        return None
+    subject, extra, expires_at = row
+    return str(subject), dict(extra or {}), expires_at
+
+
+def use_token(conn: Executor, *, jti: str, purpose: str, now: datetime, max_failures: int) -> bool:
+    """Use up a live token: one conditional ``UPDATE`` checked by row count, so of
+    parallel uses exactly one wins."""
+    values = {"jti": jti, "purpose": purpose, "now": now, "used_at": now}
+    return _USE.execute(conn, {**values, "max_failures": max_failures}) == 1
+
+
+def count_token_failure(
+    conn: Executor, *, jti: str, purpose: str, now: datetime, max_failures: int
+) -> None:
+    """One more failure against a token; it is burned (revoked) at ``max_failures``."""
+    _FAIL.execute(
+        conn, {"jti": jti, "purpose": purpose, "max_failures": max_failures, "burn_at": now}
+    )
+
+
+_REVOKE_ONE = Prepared(
+    update(tokens)
+    .where(tokens.c.jti == bindparam("jti"), tokens.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("revoked_at", type_=UTCDateTime()))
+)
+
+
+def revoke_token(conn: Executor, *, jti: str, now: datetime) -> bool:
+    """Revoke one token inside the caller's transaction; ``True`` if it was live."""
+    return _REVOKE_ONE.execute(conn, {"jti": jti, "revoked_at": now}) == 1

@@ -57,6 +57,7 @@ USER_COLUMNS = (
 
 
 _BY_EMAIL = Prepared(select(*USER_COLUMNS).where(users.c.email == bindparam("email")))
+_BY_ID = Prepared(select(*USER_COLUMNS).where(users.c.id == bindparam("user_id")))
 _ID_BY_EMAIL = Prepared(select(users.c.id).where(users.c.email == bindparam("email")))
 _INSERT = Prepared(
     insert(users).values(
@@ -77,6 +78,12 @@ _SET_PASSWORD_HASH = Prepared(
 def find_by_email(conn: Executor, email: str) -> User | None:
     """The user with normalised ``email``, or ``None`` (inside the caller's transaction)."""
     row = _BY_EMAIL.first(conn, {"email": email})
+    return user_from_row(row) if row is not None else None
+
+
+def find_by_id(conn: Executor, user_id: uuid.UUID) -> User | None:
+    """The user with ``user_id``, or ``None`` (inside the caller's transaction)."""
+    row = _BY_ID.first(conn, {"user_id": user_id})
     return user_from_row(row) if row is not None else None
 
 

@@ -82,3 +82,16 @@ class Claim(Protocol):
     async def prepare(self) -> FactorCheck:
         """Work that must not hold the write lock, done before the transaction."""
         ...
+
+
+class SecondFactorCheck(Protocol):
+    """A factor checked for a user already known (a second factor, a step-up)."""
+
+    @property
+    def strategy(self) -> str:
+        """The strategy name, for limits and the audit trail."""
+        ...
+
+    def verify(self, conn: Executor, user: User, now: datetime) -> VerifiedFactor | None:
+        """The verified factor, or ``None``; consumes single-use state in ``conn``."""
+        ...

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from keystile.crypto.passwords import MAX_PASSWORD_LENGTH
 from keystile.flows.sessions import Authenticated, Session
+from keystile.flows.sign_in import SecondFactorRequired
 from keystile.identity import MAX_EMAIL_LENGTH
 
 # The OpenAPI document states the rule ``keystile.identity.normalize_email``
@@ -138,3 +139,38 @@ class ErrorBody(BaseModel):
     error: str
     message: str
     fields: dict[str, str] | None = None
+
+
+class MfaRequiredBody(BaseModel):
+    """API.md's "second factor needed": finish with ``/user/totp/verify`` and the token."""
+
+    mfa_required: bool = True
+    mfa_token: str
+    expires_in: int
+    methods: list[str]
+
+
+def sign_in_answer(result: Authenticated | SecondFactorRequired) -> SignInAnswer:
+    """The body of a first factor's answer: a session, or the second factor it owes."""
+    if isinstance(result, SecondFactorRequired):
+        return MfaRequiredBody(
+            mfa_token=result.mfa_token, expires_in=result.expires_in, methods=list(result.methods)
+        )
+    return AuthenticatedBody.of(result)
+
+
+SignInAnswer = AuthenticatedBody | MfaRequiredBody
+
+MfaTokenText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]
+
+
+class TotpVerifyFields(_Strict):
+    mfa_token: MfaTokenText | None = None
+    code: CodeText
+
+
+class TotpVerifyBody(_Strict):
+    """``{"user": {"mfa_token", "code"}}`` (second factor) or ``{"user": {"code"}}`` with a
+    bearer token (step-up)."""
+
+    user: TotpVerifyFields

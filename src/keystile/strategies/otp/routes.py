@@ -8,7 +8,13 @@ from keystile.flows.sign_in import SignInFlow
 from keystile.strategies.otp.service import OtpService
 from keystile.web.guards import client_address
 from keystile.web.responses import NoStoreRoute, error_responses
-from keystile.web.schemas import AuthenticatedBody, OtpRequestBody, OtpSignInBody, StatusBody
+from keystile.web.schemas import (
+    OtpRequestBody,
+    OtpSignInBody,
+    SignInAnswer,
+    StatusBody,
+    sign_in_answer,
+)
 
 
 def otp_router(service: OtpService, sign_in_flow: SignInFlow) -> APIRouter:
@@ -27,14 +33,14 @@ def otp_router(service: OtpService, sign_in_flow: SignInFlow) -> APIRouter:
 
     @router.post(
         "/sign_in",
-        response_model=AuthenticatedBody,
+        response_model=SignInAnswer,
         responses=error_responses(400, 401, 429, 503),
         summary="Sign in with a one-time code",
     )
-    async def sign_in(body: OtpSignInBody, request: Request) -> AuthenticatedBody:
+    async def sign_in(body: OtpSignInBody, request: Request) -> SignInAnswer:
         result = await sign_in_flow.otp(
             body.user.email, body.user.otp, client_address=client_address(request)
         )
-        return AuthenticatedBody.of(result)
+        return sign_in_answer(result)
 
     return router

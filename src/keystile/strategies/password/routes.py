@@ -9,10 +9,11 @@ from keystile.strategies.password.service import PasswordService
 from keystile.web.guards import client_address
 from keystile.web.responses import NoStoreRoute, error_responses
 from keystile.web.schemas import (
-    AuthenticatedBody,
     ConfirmRegistrationBody,
     PasswordBody,
+    SignInAnswer,
     StatusBody,
+    sign_in_answer,
 )
 
 
@@ -25,15 +26,15 @@ def password_router(service: PasswordService, sign_in_flow: SignInFlow) -> APIRo
 
     @router.post(
         "/sign_in",
-        response_model=AuthenticatedBody,
+        response_model=SignInAnswer,
         responses=error_responses(400, 401, 429, 503),
         summary="Sign in with email and password",
     )
-    async def sign_in(body: PasswordBody, request: Request) -> AuthenticatedBody:
+    async def sign_in(body: PasswordBody, request: Request) -> SignInAnswer:
         result = await sign_in_flow.password(
             body.user.email, body.user.password, client_address=client_address(request)
         )
-        return AuthenticatedBody.of(result)
+        return sign_in_answer(result)
 
     if service.config.registration_enabled:
 
@@ -51,14 +52,14 @@ def password_router(service: PasswordService, sign_in_flow: SignInFlow) -> APIRo
 
         @router.post(
             "/confirm",
-            response_model=AuthenticatedBody,
+            response_model=SignInAnswer,
             responses=error_responses(400, 401, 429, 503),
             summary="Confirm a registration with the mailed code and sign in",
         )
-        async def confirm(body: ConfirmRegistrationBody, request: Request) -> AuthenticatedBody:
+        async def confirm(body: ConfirmRegistrationBody, request: Request) -> SignInAnswer:
             result = await sign_in_flow.confirm_registration(
                 body.user.email, body.user.code, client_address=client_address(request)
             )
-            return AuthenticatedBody.of(result)
+            return sign_in_answer(result)
 
     return router
