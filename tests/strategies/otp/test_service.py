@@ -34,6 +34,9 @@ class Capture:
             raise SendError("relay refused the message")
         self.messages.append(message)
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
 
 @pytest.fixture
 async def runtime(
