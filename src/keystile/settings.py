@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     audit_client_address: Literal["none", "hash", "truncate", "exclude"] = "hash"
 
     sender: Literal["console", "smtp", "webhook"] = "console"
+    #: Messages that may wait for a free send worker; one more is audited as a failed delivery.
+    send_queue_size: int = Field(default=1000, ge=1, le=1_000_000)
+    #: Deliveries that run at once (and the SMTP sender's threads).
+    send_workers: int = Field(default=4, ge=1, le=64)
     smtp_host: str = "localhost"
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_security: Literal["none", "starttls", "tls"] = "starttls"

@@ -6,6 +6,7 @@ import hmac
 import ipaddress
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -393,3 +394,44 @@ def test_an_internationalised_recipient_is_one_smtputf8_recipient(run_server: An
     [mail] = server.recorder.received
     assert mail.rcpt_tos == ["jürgen@bücher.example"]
     assert server.recorder.rcpt_seen == ["jürgen@bücher.example"]
+
+
+def test_smtp_does_not_wait_for_the_shared_thread_pool(run_server: Any) -> None:
+    """A send completes while every thread of the default pool (Argon2's) is taken.
+
+    The sender runs :mod:`smtplib` on its own threads, so hashing load cannot
+    hold mail back, and a hung mail server cannot hold sign-ins back.
+    """
+    server = run_server()
+    sender = SmtpSender(host="127.0.0.1", port=server.port, from_address=FROM, security="none")
+
+    async def scenario() -> None:
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = 1
+        release = threading.Event()
+
+        async def occupy() -> None:
+            await anyio.to_thread.run_sync(release.wait)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(occupy)
+            await anyio.sleep(0.05)  # the one default thread is now busy
+            with anyio.fail_after(5):
+                await sender.send(_otp())
+            release.set()
+        await sender.aclose()
+
+    anyio.run(scenario)
+    [mail] = server.recorder.received
+    assert mail.rcpt_tos == ["alice@example.com"]
+
+
+def test_a_closed_smtp_sender_refuses_to_send(run_server: Any) -> None:
+    """After ``aclose`` a send fails with SendError and opens no connection."""
+    server = run_server()
+    sender = SmtpSender(host="127.0.0.1", port=server.port, from_address=FROM, security="none")
+    anyio.run(sender.aclose)
+    error = _send_error(sender, _otp())
+    assert error.reason == "the SMTP sender is closed"
+    assert server.recorder.received == []
+    assert server.recorder.rcpt_seen == []

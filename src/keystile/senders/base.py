@@ -60,3 +60,11 @@ class Sender(Protocol):
     async def send(self, message: Message) -> None:
         """Deliver ``message``, or raise :class:`SendError`; nothing else escapes."""
         ...
+
+    async def aclose(self) -> None:
+        """Release what the sender holds (connections, threads); called once at shutdown.
+
+        Every sender has it, so whoever built a sender can close it without
+        knowing its type. A sender that holds nothing does nothing here.
+        """
+        ...

@@ -68,5 +68,8 @@ class ConsoleSender:
         except (OSError, ValueError) as error:  # ValueError: the stream is closed
             raise SendError("the console stream cannot be written to") from error
 
+    async def aclose(self) -> None:
+        """Nothing to release: the stream is not ours to close, the mailbox stays readable."""
+
     def __repr__(self) -> str:
         return f"ConsoleSender(mailbox={self.mailbox!r})"

@@ -1,21 +1,23 @@
-"""Email over SMTP, with the standard library's :mod:`smtplib` run in a worker thread.
+"""Email over SMTP, with the standard library's :mod:`smtplib` run in the sender's own threads.
 
-:mod:`smtplib` blocks, so each send runs in a thread (``anyio.to_thread``)
-and the event loop keeps serving other requests. Every send opens its own
+:mod:`smtplib` blocks, so each send runs in a thread and the event loop keeps
+serving other requests. The threads are the sender's own small pool, not the
+shared default one: Argon2 hashing runs there, and a slow mail server must
+not hold the threads sign-ins need (nor the reverse). Every send opens its own
 connection: sign-in codes are few and far between, and a fresh connection
 cannot be left half-broken by an earlier failure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Literal, get_args
-
-import anyio.to_thread
 
 from keystile.senders.base import Message, SendError
 
@@ -37,15 +39,18 @@ class SmtpSender:
         timeout: seconds for connecting and for each server answer.
         tls_context: the TLS settings; by default the system's trusted CAs
             with host-name checking. Pass one to trust a private CA.
+        threads: how many SMTP sessions may run at once, each in a thread of
+            the sender's own pool (closed by :meth:`aclose`).
 
     Raises:
         ValueError: an unknown ``security``, a username without a password
             (or the reverse), credentials with ``security="none"`` (they would
             cross the network in clear), an unusable ``from_address`` or a
-            timeout that is not positive.
+            timeout that is not positive, or ``threads`` below 1.
     """
 
     __slots__ = (
+        "_executor",
         "_password",
         "_tls_context",
         "from_address",
@@ -67,6 +72,7 @@ class SmtpSender:
         password: str | None = None,
         timeout: float = 10.0,
         tls_context: ssl.SSLContext | None = None,
+        threads: int = 4,
     ) -> None:
         if security not in get_args(Security):
             raise ValueError(f"security must be one of {get_args(Security)}, not {security!r}")
@@ -78,6 +84,8 @@ class SmtpSender:
             raise ValueError("from_address must be one email address on one line")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
         self.host = host
         self.port = port
         self.from_address = from_address
@@ -86,6 +94,8 @@ class SmtpSender:
         self._password = password
         self.timeout = timeout
         self._tls_context = tls_context
+        # Threads start on the first send, so a sender that never sends costs none.
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="keystile-smtp")
 
     def build(self, message: Message) -> EmailMessage:
         """The email for ``message``, with ``Date`` and ``Message-ID`` headers."""
@@ -107,8 +117,8 @@ class SmtpSender:
         Raises:
             SendError: ``message.to`` is not one bare address (checked before
                 any connection), or the connection, TLS, sign-in or any SMTP
-                command failed, or the server refused the recipient. The
-                reason names the step, never the body.
+                command failed, or the server refused the recipient, or the
+                sender is closed. The reason names the step, never the body.
         """
         if not _is_bare_address(message.to):
             raise SendError("the recipient is not one plain email address")
@@ -116,7 +126,20 @@ class SmtpSender:
             email = self.build(message)
         except (ValueError, TypeError) as error:
             raise SendError("the email headers are not valid") from error
-        await anyio.to_thread.run_sync(self._deliver, email, message.to)
+        loop = asyncio.get_running_loop()
+        try:
+            delivery = loop.run_in_executor(self._executor, self._deliver, email, message.to)
+        except RuntimeError as error:  # the pool was shut down by aclose
+            raise SendError("the SMTP sender is closed") from error
+        await delivery
+
+    async def aclose(self) -> None:
+        """Stop the sender's threads; sessions still running finish on their own.
+
+        Does not wait for them (a hung server would hold shutdown for its
+        timeout); later sends fail with :class:`SendError`.
+        """
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _deliver(self, email: EmailMessage, recipient: str) -> None:
         try:

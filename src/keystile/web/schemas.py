@@ -5,30 +5,56 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from keystile.crypto.passwords import MAX_PASSWORD_LENGTH
 from keystile.flows.sessions import Authenticated, Session
 from keystile.flows.sign_in import SecondFactorRequired
 from keystile.identity import MAX_EMAIL_LENGTH
+from keystile.strategies.password.config import MIN_PASSWORD_LENGTH
 
-# The OpenAPI document states the rule ``keystile.identity.normalize_email``
-# applies, so data valid against the schema is accepted; a longer string is
-# refused by pydantic here, which the error handler answers 400 invalid_request.
+
+def _any_case(word: str) -> str:
+    """``word`` as a regular expression that ignores case (JSON Schema patterns take no flags)."""
+    return "".join(f"[{ch.lower()}{ch.upper()}]" if ch.isalpha() else ch for ch in word)
+
+
+#: The domain rules of ``normalize_email`` that ``format: email`` does not say: the
+#: domain has a dot and is not special-use (``.test``, ``.local``…), whatever the case.
+EMAIL_DOMAIN_PATTERN = (
+    r"^(?=[^@]*@[^@]*\.)(?![^@]*@(?:[^@]*\.)?(?:"
+    + "|".join(_any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES)
+    + r")\.?\s*$)"
+)
+
+# The OpenAPI document states the rules ``keystile.identity.normalize_email``
+# applies, so data valid against the schema is accepted (Schemathesis's
+# positive-data check holds us to it); the service itself enforces them with a
+# reason per rule, and a longer string is refused by pydantic here. Both answer
+# 400 invalid_request.
 EmailText = Annotated[
     str,
     StringConstraints(strict=True, min_length=1, max_length=MAX_EMAIL_LENGTH),
     Field(
-        json_schema_extra={"format": "email"},
+        json_schema_extra={"format": "email", "pattern": EMAIL_DOMAIN_PATTERN},
         description=(
             "Exactly one bare address (local@domain): no display name, angle brackets, "
-            "comment, quoted local part or list. Compared trimmed, NFC and lower-cased; "
-            "an internationalised domain in its Unicode form."
+            "comment, quoted local part or list; the domain has a dot and is not a "
+            "special-use name (.arpa, .invalid, .local, .localhost, .onion, .test). "
+            "Compared trimmed, NFC and lower-cased; an internationalised domain in its "
+            "Unicode form."
         ),
     ),
 ]
+# Every Keystile password has at least MIN_PASSWORD_LENGTH characters, and the
+# document says so. The service enforces it rather than pydantic: registration
+# answers a shorter one 400 with its own reason, sign-in 401 like any wrong
+# password (it cannot be anyone's).
 PasswordText = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=MAX_PASSWORD_LENGTH),
+    Field(json_schema_extra={"minLength": MIN_PASSWORD_LENGTH}),
 ]
 
 

@@ -23,6 +23,9 @@ class Outbox:
     async def send(self, message: Message) -> None:
         self.messages.append(message)
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
 
 class PhoneStyleCodes:
     """Eight digits with a dash, normalised by dropping the dash: entropy is its author's call."""

@@ -34,6 +34,9 @@ class Capture:
             raise SendError("relay refused the message")
         self.messages.append(message)
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
 
 class Switch:
     """A sender that hands each message to ``target``, which a test may replace."""
