@@ -145,7 +145,9 @@ class Runtime:
         self._limiter = self._build_limiter()
         self._sender = extensions.sender or self._build_sender()
         self.mailbox = self._sender.mailbox if isinstance(self._sender, ConsoleSender) else None
-        self._dispatcher = Dispatcher(self._sender)
+        self._dispatcher = Dispatcher(
+            self._sender, queue_size=settings.send_queue_size, workers=settings.send_workers
+        )
         self._hasher = PasswordHasher.from_preset(
             settings.password_hash_preset,
             concurrency=settings.password_hash_concurrency,
@@ -222,6 +224,7 @@ class Runtime:
                     settings.smtp_password.get_secret_value() if settings.smtp_password else None
                 ),
                 timeout=settings.smtp_timeout_seconds,
+                threads=settings.send_workers,
             )
         if settings.sender == "webhook" and settings.webhook_url:
             secret = settings.webhook_secret
@@ -347,10 +350,10 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Finish deliveries in flight, then release the limiter, the sender and the database."""
-        await self._dispatcher.drain()
+        await self._dispatcher.aclose()
         await self._hasher.aclose()
         await self._limiter.aclose()
-        if isinstance(self._sender, WebhookSender):
+        if self._extensions.sender is None:  # a sender passed in is its owner's to close
             await self._sender.aclose()
         self._db.dispose()
 

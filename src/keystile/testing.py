@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import text
 
+from keystile.flows.sessions import Authenticated
+from keystile.flows.sign_in import SecondFactorRequired
 from keystile.runtime import Runtime
 from keystile.store import totp as authenticators
 from keystile.store.database import Database, DriverConnection
@@ -90,3 +92,10 @@ async def enrol_totp(runtime: Runtime, email: str, *, secret: bytes | None = Non
 
     await runtime._db.transact(work)
     return secret
+
+
+def signed_in(result: Authenticated | SecondFactorRequired) -> Authenticated:
+    """``result`` as a session, failing the test if the sign-in still owes a second factor."""
+    if not isinstance(result, Authenticated):
+        raise AssertionError(f"expected a session, got a second-factor challenge {result!r}")
+    return result

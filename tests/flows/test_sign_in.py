@@ -51,7 +51,7 @@ async def test_a_code_sign_in_writes_session_and_audit_together(runtime: Runtime
     """A hit stores one session row and one success record; the replay only a failure."""
     user = await runtime.create_user(EMAIL)
     code = await issue_code(runtime)
-    result = await runtime.sign_in.otp(EMAIL, code)
+    result = testing.signed_in(await runtime.sign_in.otp(EMAIL, code))
     assert result.user == user
     assert result.claims.amr == ("otp",)
     with pytest.raises(AuthenticationFailedError):
@@ -95,7 +95,7 @@ async def test_registration_creates_the_user_only_on_a_correct_code(
         with pytest.raises(AuthenticationFailedError):
             await runtime.sign_in.otp(EMAIL, "AAAAAA" if code != "AAAAAA" else "BBBBBB")
         assert await runtime.find_user(EMAIL) is None
-        result = await runtime.sign_in.otp(EMAIL, code)
+        result = testing.signed_in(await runtime.sign_in.otp(EMAIL, code))
         assert result.user.password_hash is None
         assert await runtime.find_user(EMAIL) == result.user
     finally:
@@ -107,7 +107,7 @@ async def test_a_password_sign_in_is_one_transaction_of_audit_and_session(
 ) -> None:
     """Password: success stores the session row with its audit record; a failure only audits."""
     user = await runtime.password.create_user(EMAIL, PASSWORD)
-    result = await runtime.sign_in.password(EMAIL, PASSWORD)
+    result = testing.signed_in(await runtime.sign_in.password(EMAIL, PASSWORD))
     assert result.user.id == user.id
     assert result.strategies == ("password",)
     with pytest.raises(AuthenticationFailedError):

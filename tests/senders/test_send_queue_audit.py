@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from keystile import testing
 from keystile.clock import ManualClock
 from keystile.runtime import Extensions, Runtime
 from keystile.senders import Message
@@ -47,7 +48,7 @@ class HungRelay:
 
 
 def audit_rows(runtime: Runtime) -> list[dict[str, Any]]:
-    with runtime.db.read() as conn:
+    with testing.database(runtime).read() as conn:
         rows = conn.execute(text("SELECT * FROM keystile_audit_events ORDER BY id"))
         return [dict(row._mapping) for row in rows]
 
@@ -61,14 +62,16 @@ async def test_a_request_beyond_the_queue_answers_at_once_and_audits_a_failed_de
     identity, exactly as when the mail server refuses a message.
     """
     relay = HungRelay()
-    runtime = Runtime(make_settings(), clock=clock, extensions=Extensions(sender=relay))
-    runtime.dispatcher.queue_size = 1  # what KEYSTILE_SEND_QUEUE_SIZE=1 gives, wired
-    runtime.dispatcher.workers = 1
+    runtime = Runtime(
+        make_settings(send_queue_size=1, send_workers=1),
+        clock=clock,
+        extensions=Extensions(sender=relay),
+    )
     try:
         otp = runtime.otp
         assert otp is not None
         for email in USERS:
-            await runtime.users.create(email, password_hash=None, now=clock.now())
+            await runtime.create_user(email)
         await otp.request(USERS[0])
         async with asyncio.timeout(5):
             await relay.busy.wait()  # the one worker now holds the first message
@@ -77,7 +80,7 @@ async def test_a_request_beyond_the_queue_answers_at_once_and_audits_a_failed_de
         await otp.request(USERS[2])
         assert time.perf_counter() - started < 2  # did not wait for the hung relay
         relay.release()
-        await runtime.dispatcher.drain()
+        await runtime.drain_deliveries()
         assert relay.delivered == USERS[:2]
         rows = [(r["action"], bool(r["success"]), r["identity"]) for r in audit_rows(runtime)]
         assert rows == [

@@ -47,6 +47,9 @@ class Switch:
     async def send(self, message: Message) -> None:
         await self.target.send(message)
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
 
 @pytest.fixture
 def switch() -> Switch:
@@ -128,7 +131,7 @@ async def test_request_and_sign_in_from_python(runtime: Runtime, switch: Switch)
     [message] = capture.messages
     assert message.to == EMAIL
     code = next(word for word in message.text.split() if len(word) == 6 and word.isupper())
-    result = await runtime.sign_in.otp(EMAIL, code.lower())
+    result = testing.signed_in(await runtime.sign_in.otp(EMAIL, code.lower()))
     assert result.user.email == EMAIL
     assert result.strategies == ("otp",)
 
@@ -231,7 +234,7 @@ async def test_parallel_first_sign_ins_of_a_reusable_code_register_one_user(
         subjects: list[str] = []
 
         async def attempt() -> None:
-            session = await runtime.sign_in.otp("new@example.com", code)
+            session = testing.signed_in(await runtime.sign_in.otp("new@example.com", code))
             subjects.append(session.user.subject)
 
         async with anyio.create_task_group() as group:
@@ -278,7 +281,7 @@ async def test_a_blocked_attempt_is_audited_and_verifies_nothing(
             ).scalar_one()
         assert failed == 2  # the blocked attempt was not checked against the code
         clock.advance(timedelta(seconds=61))
-        session = await runtime.sign_in.otp(EMAIL, code)
+        session = testing.signed_in(await runtime.sign_in.otp(EMAIL, code))
         assert session.user.email == EMAIL
     finally:
         await runtime.aclose()
