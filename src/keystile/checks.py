@@ -23,6 +23,12 @@ from keystile.limits.protection import AuditLogProtection, HookProtection
 from keystile.settings import KEY_FIELDS, Settings
 from keystile.strategies.otp.config import OtpConfig
 from keystile.strategies.otp.config import configuration_problems as otp_configuration_problems
+from keystile.strategies.recovery_code.config import (
+    config_from_settings as recovery_config_from_settings,
+)
+from keystile.strategies.recovery_code.config import (
+    configuration_problems as recovery_configuration_problems,
+)
 from keystile.strategies.totp.config import config_from_settings as totp_config_from_settings
 from keystile.strategies.totp.config import configuration_problems as totp_configuration_problems
 
@@ -282,6 +288,13 @@ def startup_problems(
             )
     if settings.totp_enabled:
         problems += totp_configuration_problems(totp_config_from_settings(settings))
+    if settings.recovery_codes_enabled:
+        problems += recovery_configuration_problems(recovery_config_from_settings(settings))
+        if settings.recovery_code_storage == "argon2":
+            problems.append(
+                "KEYSTILE_RECOVERY_CODE_STORAGE: `argon2` codes can be stored but not yet "
+                "verified by the sign-in flows of this version; use `keyed`"
+            )
     if settings.otp_enabled:
         problems += otp_configuration_problems(
             otp_config(settings),

@@ -28,7 +28,7 @@ from keystile.limits.protection import (
     RateLimitProtection,
     parse_rate,
 )
-from keystile.limits.rate import RateLimiter
+from keystile.limits.rate import Rate, RateLimiter
 from keystile.limits.redis import RedisRateLimiter
 from keystile.senders.base import Sender
 from keystile.senders.console import ConsoleSender
@@ -47,7 +47,11 @@ from keystile.strategies.audit_trail import AuditTrail
 from keystile.strategies.otp.service import OtpService
 from keystile.strategies.password.config import PasswordConfig
 from keystile.strategies.password.service import PasswordService
-from keystile.strategies.totp.config import TotpConfig, config_from_settings
+from keystile.strategies.recovery_code.config import (
+    config_from_settings as recovery_config_from_settings,
+)
+from keystile.strategies.recovery_code.service import RecoveryCodeService
+from keystile.strategies.totp.config import config_from_settings
 from keystile.strategies.totp.service import TotpService
 from keystile.tokens import TokenCodec
 
@@ -185,8 +189,20 @@ class Runtime:
             totp_config = config_from_settings(settings)
             self.totp = TotpService(
                 config=totp_config,
-                gate=self._gate("totp", self._totp_guard(totp_config)),
+                gate=self._gate("totp", self._per_user_guard(parse_rate(totp_config.rate))),
                 encryption_keys=settings.ring("encryption_keys"),
+            )
+        self.recovery_codes: RecoveryCodeService | None = None
+        if settings.recovery_codes_enabled:
+            recovery_config = recovery_config_from_settings(settings)
+            self.recovery_codes = RecoveryCodeService(
+                config=recovery_config,
+                db=db,
+                gate=self._gate(
+                    "recovery_code", self._per_user_guard(parse_rate(recovery_config.rate))
+                ),
+                hashing_keys=self._hashing_keys,
+                clock=self.clock,
             )
         self.sign_in = SignInFlow(
             db=db,
@@ -196,6 +212,7 @@ class Runtime:
             password=self.password,
             otp=self.otp,
             totp=self.totp,
+            recovery=self.recovery_codes,
             mfa_tokens=MfaTokens(
                 hashing_keys=self._hashing_keys,
                 lifetime=timedelta(seconds=settings.mfa_token_lifetime_seconds),
@@ -252,10 +269,9 @@ class Runtime:
             ]
         )
 
-    def _totp_guard(self, config: TotpConfig) -> BruteForceGuard:
-        # One bucket per user across every TOTP action (second factor, step-up,
-        # enrolment): the action of every TOTP attempt is "verify".
-        rate = parse_rate(config.rate)
+    def _per_user_guard(self, rate: Rate) -> BruteForceGuard:
+        # A second factor's limit: one bucket per user across every action of the
+        # strategy (second step, step-up, enrolment), all counted as "verify".
         protection = RateLimitProtection(self._limiter, {"verify": rate})
         return BruteForceGuard([protection, *self._extensions.hooks])
 

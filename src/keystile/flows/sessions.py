@@ -30,6 +30,8 @@ class Authenticated:
     token: str = field(repr=False)
     claims: TokenClaims
     expires_in: int
+    #: What the answer says besides the session (a recovery code's remaining count …).
+    details: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def strategies(self) -> tuple[str, ...]:
@@ -107,6 +109,7 @@ class Sessions:
         amr: Sequence[str],
         auth_time: datetime | None = None,
         extra: Mapping[str, Any] | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> Authenticated:
         """Sign the token whose row was stored with ``pending`` (pure: no I/O).
 
@@ -129,6 +132,7 @@ class Sessions:
             token=issued.token,
             claims=issued.claims,
             expires_in=int(self._lifetime.total_seconds()),
+            details=dict(details or {}),
         )
 
     async def start(

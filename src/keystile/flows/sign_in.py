@@ -24,17 +24,17 @@ check, with a bearer session instead, is a step-up (:meth:`SignInFlow.step_up_to
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from keystile.clock import Clock
 from keystile.errors import AuthenticationFailedError
 from keystile.flows.mfa_tokens import MfaTokens
 from keystile.flows.sessions import Authenticated, PendingSession, Session, Sessions
 from keystile.limits.protection import Attempt
-from keystile.store import tokens, users
+from keystile.store import recovery_codes, tokens, users
 from keystile.store import totp as authenticators
 from keystile.store.audit import insert_event
 from keystile.store.database import Database
@@ -46,6 +46,7 @@ from keystile.strategies.audit_trail import AuditTrail
 from keystile.strategies.factors import Claim, FactorCheck, SecondFactorCheck, VerifiedFactor
 from keystile.strategies.otp.service import OtpService
 from keystile.strategies.password.service import PasswordService
+from keystile.strategies.recovery_code.service import RecoveryCodeService
 from keystile.strategies.totp.service import TotpService
 from keystile.tokens import AMR_MFA
 
@@ -118,6 +119,8 @@ class _Outcome:
     user: User | None = None
     grant: SessionGrant | None = None
     challenge: SecondFactorRequired | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 class SignInFlow:
@@ -133,6 +136,7 @@ class SignInFlow:
         password: PasswordService,
         otp: OtpService | None,
         totp: TotpService | None = None,
+        recovery: RecoveryCodeService | None = None,
         mfa_tokens: MfaTokens,
         policy: MfaPolicy = "optional",
     ) -> None:
@@ -143,6 +147,7 @@ class SignInFlow:
         self._password = password
         self._otp = otp
         self._totp = totp
+        self._recovery = recovery
         self._mfa = mfa_tokens
         self._policy: MfaPolicy = policy
 
@@ -267,10 +272,16 @@ class SignInFlow:
         return _Outcome(user=verified.user, grant=decision)
 
     def _second_factors(self, conn: Executor, user: User) -> tuple[str, ...]:
-        """The second-factor methods ``user`` has (read in the sign-in's transaction)."""
-        if self._totp is not None and authenticators.get_active(conn, user.id) is not None:
-            return ("totp",)
-        return ()
+        """The second-factor methods ``user`` has (read in the sign-in's transaction).
+
+        Recovery codes stand in for the authenticator: they are offered only
+        beside an active one (a reset removes both).
+        """
+        if self._totp is None or authenticators.get_active(conn, user.id) is None:
+            return ()
+        if self._recovery is not None and recovery_codes.has_unused(conn, user.id):
+            return ("totp", "recovery_code")
+        return ("totp",)
 
     # The second step, and step-up.
 
@@ -287,22 +298,55 @@ class SignInFlow:
             LookupError: the TOTP strategy is turned off.
         """
         service = self._totp_service()
-        now = self._clock.now()
-        pending = await self._db.query(
-            functools.partial(self._mfa.find_in, token=mfa_token, now=now)
+        return await self._second_step(
+            service.gate, "totp", service.claim(code), mfa_token, client_address
         )
-        if pending is None or "totp" not in pending.methods:
-            raise AuthenticationFailedError()
-        admission = await service.gate.enter(
-            "verify", str(pending.user_id), client_address, now=now
+
+    async def recovery_code(
+        self,
+        mfa_token: str,
+        code: str,
+        *,
+        rotate: bool | None = None,
+        client_address: str | None = None,
+    ) -> Authenticated:
+        """Finish a sign-in held for a second factor with a recovery code.
+
+        The answer's details carry ``recovery_code_used_at``,
+        ``recovery_codes_remaining`` and, when rotating (``rotate``, or the
+        ``rotate_on_use`` mode), the new ``recovery_code``.
+
+        Raises:
+            InvalidRequestError: the input cannot be a recovery code (nothing counted).
+            AuthenticationFailedError, TooManyAttemptsError, UnavailableError: as :meth:`totp`.
+            LookupError: recovery codes are turned off.
+        """
+        service = self._recovery_service()
+        check = service.claim(code, rotate=rotate)
+        return await self._second_step(
+            service.gate, "recovery_code", check, mfa_token, client_address
         )
-        session = self._sessions.prepare()
-        outcome = await self._db.transact(
-            functools.partial(
-                self._record_second, admission, service.claim(code), mfa_token, session
-            )
+
+    async def reset_mfa(
+        self, mfa_token: str, code: str, *, client_address: str | None = None
+    ) -> Authenticated:
+        """Finish a sign-in with a recovery code and remove the second factor.
+
+        The authenticator and the remaining recovery codes are deleted and the
+        user's other sessions revoked, in the same transaction; the new session
+        carries the first factor only, and the user may enrol again.
+
+        Raises: as :meth:`recovery_code`.
+        """
+        service = self._recovery_service()
+        return await self._second_step(
+            service.gate,
+            "recovery_code",
+            service.claim(code, rotate=False),
+            mfa_token,
+            client_address,
+            reset=True,
         )
-        return self._finish(outcome, session, now)
 
     async def step_up_totp(
         self, session: Session, code: str, *, client_address: str | None = None
@@ -313,31 +357,82 @@ class SignInFlow:
         Raises: as :meth:`totp` (without the MFA token).
         """
         service = self._totp_service()
-        now = self._clock.now()
-        admission = await service.gate.enter(
-            "verify", str(session.user.id), client_address, now=now
-        )
-        fresh = self._sessions.prepare()
-        outcome = await self._db.transact(
-            functools.partial(self._record_step_up, admission, service.claim(code), session, fresh)
-        )
-        return self._finish(outcome, fresh, now)
+        return await self._step_up(service.gate, service.claim(code), session, client_address)
+
+    async def step_up_recovery_code(
+        self, session: Session, code: str, *, client_address: str | None = None
+    ) -> Authenticated:
+        """Re-verify a signed-in user with a recovery code (see :meth:`step_up_totp`).
+
+        Raises: as :meth:`recovery_code` (without the MFA token).
+        """
+        service = self._recovery_service()
+        return await self._step_up(service.gate, service.claim(code), session, client_address)
 
     def _totp_service(self) -> TotpService:
         if self._totp is None:
             raise LookupError("the totp strategy is not enabled")
         return self._totp
 
+    def _recovery_service(self) -> RecoveryCodeService:
+        if self._recovery is None:
+            raise LookupError("recovery codes are not enabled")
+        return self._recovery
+
+    async def _second_step(
+        self,
+        gate: AttemptGate,
+        method: str,
+        check: SecondFactorCheck,
+        mfa_token: str,
+        client_address: str | None,
+        *,
+        reset: bool = False,
+    ) -> Authenticated:
+        now = self._clock.now()
+        pending = await self._db.query(
+            functools.partial(self._mfa.find_in, token=mfa_token, now=now)
+        )
+        if pending is None or method not in pending.methods:
+            raise AuthenticationFailedError()
+        admission = await gate.enter("verify", str(pending.user_id), client_address, now=now)
+        session = self._sessions.prepare()
+        outcome = await self._db.transact(
+            functools.partial(self._record_second, admission, check, mfa_token, session, reset)
+        )
+        return self._finish(outcome, session, now)
+
+    async def _step_up(
+        self,
+        gate: AttemptGate,
+        check: SecondFactorCheck,
+        session: Session,
+        client_address: str | None,
+    ) -> Authenticated:
+        now = self._clock.now()
+        admission = await gate.enter("verify", str(session.user.id), client_address, now=now)
+        fresh = self._sessions.prepare()
+        outcome = await self._db.transact(
+            functools.partial(self._record_step_up, admission, check, session, fresh)
+        )
+        return self._finish(outcome, fresh, now)
+
     def _finish(self, outcome: _Outcome, session: PendingSession, now: datetime) -> Authenticated:
         Admission.settle(outcome.wait)
         if outcome.user is None or outcome.grant is None:
             raise AuthenticationFailedError()
+        used = outcome.details.get("recovery_code_used_at")
+        extra = dict(outcome.extra)
+        if isinstance(used, datetime):
+            extra["recovery_code_used_at"] = used.isoformat()
         return self._sessions.complete(
             outcome.user,
             session,
             strategies=outcome.grant.strategies,
             amr=outcome.grant.amr,
             auth_time=now,
+            extra=extra,
+            details=outcome.details,
         )
 
     def _record_second(
@@ -346,6 +441,7 @@ class SignInFlow:
         check: SecondFactorCheck,
         mfa_token: str,
         session: PendingSession,
+        reset: bool,
         conn: Executor,
     ) -> _Outcome:
         """The second step's one transaction: count, check, use the token, start the session."""
@@ -358,7 +454,8 @@ class SignInFlow:
         pending = self._mfa.find_in(conn, mfa_token, now=attempt.now)
         user = users.find_by_id(conn, pending.user_id) if pending is not None else None
         verified = check.verify(conn, user, attempt.now) if user is not None else None
-        self._audit_second(conn, check.strategy, "verify", attempt, user, verified)
+        action = "reset_mfa" if reset else "verify"
+        self._audit_second(conn, check.strategy, action, attempt, user, verified)
         if pending is None or user is None:
             return _Outcome()
         if verified is None:
@@ -366,9 +463,16 @@ class SignInFlow:
             return _Outcome()
         if not self._mfa.use_in(conn, pending, now=attempt.now):
             raise RuntimeError("an MFA token found under the user's lock could not be used")
-        grant = add_factor(SessionGrant(pending.strategies, pending.amr), verified)
+        first = SessionGrant(pending.strategies, pending.amr)
+        if reset:
+            # The second factor goes; so do the user's other sessions. One factor remains.
+            authenticators.delete_for_user(conn, user.id)
+            recovery_codes.delete_for_user(conn, user.id)
+            tokens.revoke_live(conn, subject=user.subject, purpose="access", now=attempt.now)
+            self._sessions.store_in(conn, user, session)
+            return _Outcome(user=user, grant=first)
         self._sessions.store_in(conn, user, session)
-        return _Outcome(user=user, grant=grant)
+        return _Outcome(user=user, grant=add_factor(first, verified), details=verified.details)
 
     def _record_step_up(
         self,
@@ -392,7 +496,9 @@ class SignInFlow:
             return _Outcome()  # signed out (or stepped up) meanwhile: nothing to step up
         grant = add_factor(SessionGrant(current.claims.strategies, current.claims.amr), verified)
         self._sessions.store_in(conn, current.user, fresh)
-        return _Outcome(user=current.user, grant=grant)
+        return _Outcome(
+            user=current.user, grant=grant, details=verified.details, extra=current.claims.extra
+        )
 
     def _audit_second(
         self,

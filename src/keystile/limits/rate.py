@@ -160,3 +160,19 @@ class CountsOnItsOwn:
     def peek_in(self, conn: Executor, key: str, rate: Rate, now: datetime) -> Decision:
         """Not offered: see :meth:`RateLimiter.peek_in`."""
         raise NotImplementedError(f"{type(self).__name__} cannot count inside a transaction")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(text: str) -> Rate:
+    """``"5/15m"`` → 5 per 15 minutes. Units: s, m, h, d.
+
+    Raises:
+        ValueError: not of the form ``<limit>/<number><unit>``.
+    """
+    limit, _, window = text.strip().partition("/")
+    unit = window[-1:] if window else ""
+    if not limit.isdigit() or unit not in _UNITS or not window[:-1].isdigit():
+        raise ValueError(f"{text!r} is not a rate such as 5/15m (units s, m, h, d)")
+    return Rate(limit=int(limit), window=timedelta(seconds=int(window[:-1]) * _UNITS[unit]))

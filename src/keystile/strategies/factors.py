@@ -12,9 +12,10 @@ stepped-up session) is the flow's decision, never the strategy's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from keystile.store.prepared import Executor
 from keystile.store.users import User
@@ -30,12 +31,15 @@ class VerifiedFactor:
             ``authentication_strategies``.
         amr: its RFC 8176 authentication method reference value.
         at: when it was verified.
+        details: what the caller is told besides the session (a recovery code's
+            remaining count and its replacement, for example).
     """
 
     user: User
     strategy: str
     amr: str
     at: datetime
+    details: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
 class FactorCheck(Protocol):

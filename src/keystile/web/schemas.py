@@ -200,3 +200,37 @@ class TotpVerifyBody(_Strict):
     bearer token (step-up)."""
 
     user: TotpVerifyFields
+
+
+class RecoveryVerifyFields(_Strict):
+    mfa_token: MfaTokenText | None = None
+    code: CodeText
+
+
+class RecoveryVerifyBody(_Strict):
+    """``{"user": {"mfa_token", "code"}}`` (second factor, MFA reset) or ``{"user": {"code"}}``
+    with a bearer token (step-up)."""
+
+    user: RecoveryVerifyFields
+
+
+class RecoveryAuthenticatedBody(AuthenticatedBody):
+    """The authenticated answer of a recovery code: what remains, and a new code when rotating."""
+
+    recovery_code_used_at: datetime | None = None
+    recovery_codes_remaining: int | None = None
+    recovery_code: str | None = None
+
+    @classmethod
+    def of_recovery(cls, result: Authenticated) -> RecoveryAuthenticatedBody:
+        base = AuthenticatedBody.of(result)
+        details = result.details
+        used = details.get("recovery_code_used_at")
+        remaining = details.get("recovery_codes_remaining")
+        code = details.get("recovery_code")
+        return cls(
+            **base.model_dump(),
+            recovery_code_used_at=used if isinstance(used, datetime) else None,
+            recovery_codes_remaining=remaining if isinstance(remaining, int) else None,
+            recovery_code=code if isinstance(code, str) else None,
+        )

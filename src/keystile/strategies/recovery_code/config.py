@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Final, Literal, get_args
+from typing import TYPE_CHECKING, Final, Literal, get_args
 
-from keystile.limits.protection import parse_rate
+from keystile.limits.rate import parse_rate
+
+if TYPE_CHECKING:
+    from keystile.settings import Settings
 
 STRATEGY: Final = "recovery_code"
 
@@ -76,6 +79,18 @@ class RecoveryCodeConfig:
     def entropy_bits(self) -> float:
         """The entropy of one code: ``length`` uniformly drawn base32 symbols."""
         return self.length * BITS_PER_SYMBOL
+
+
+def config_from_settings(settings: Settings) -> RecoveryCodeConfig:
+    """The recovery-code options of ``settings``."""
+    return RecoveryCodeConfig(
+        enabled=settings.recovery_codes_enabled,
+        batch_size=settings.recovery_code_batch_size,
+        length=settings.recovery_code_length,
+        mode=settings.recovery_code_mode,
+        storage=settings.recovery_code_storage,
+        rate=settings.recovery_code_rate,
+    )
 
 
 def configuration_problems(config: RecoveryCodeConfig) -> list[str]:
