@@ -14,6 +14,10 @@ ends a request.
      +-- AuthenticationFailedError authentication_failed (one answer for every wrong credential)
      +-- UnauthenticatedError      unauthenticated       (no or invalid bearer token)
      +-- AlreadyRegisteredError    already_registered    (password registration, explicit opt-in)
+     +-- AlreadyEnrolledError      already_enrolled      (TOTP setup while TOTP is active)
+     +-- InsufficientAuthenticationError
+                                   insufficient_authentication
+                                                         (no recent enough second factor; max_age)
      +-- TooManyAttemptsError      too_many_attempts     (a brute-force limit holds; retry_after)
      +-- UnavailableError          unavailable           (store or limiter unreachable: fail closed)
      +-- SchemaOutdatedError       schema_outdated       (database needs ``keystile db upgrade``)
@@ -79,6 +83,36 @@ class AlreadyRegisteredError(KeystileError):
 
     code = "already_registered"
     default_message = "This identity cannot be registered."
+
+
+class AlreadyEnrolledError(KeystileError):
+    """TOTP setup for a user whose authenticator is active, without a recent second factor.
+
+    Replacing an authenticator needs the session to have passed a second
+    factor lately; otherwise whoever holds a password-only session could
+    swap in an authenticator of their own.
+    """
+
+    code = "already_enrolled"
+    default_message = (
+        "Two-step verification is already on. Verify with your authenticator first to replace it."
+    )
+
+
+class InsufficientAuthenticationError(KeystileError):
+    """The session lacks a second factor, or one recent enough (RFC 9470).
+
+    ``max_age`` is how recent, in seconds, the second factor must be (the
+    RFC 9470 ``max_age`` the web layer puts in ``WWW-Authenticate``), or
+    ``None`` when any second factor would do.
+    """
+
+    code = "insufficient_authentication"
+    default_message = "This action needs a recent second factor."
+
+    def __init__(self, message: str | None = None, *, max_age: int | None = None) -> None:
+        self.max_age = max_age
+        super().__init__(message)
 
 
 class TooManyAttemptsError(KeystileError):

@@ -52,6 +52,7 @@ from keystile.strategies.recovery_code.config import (
 )
 from keystile.strategies.recovery_code.service import RecoveryCodeService
 from keystile.strategies.totp.config import config_from_settings
+from keystile.strategies.totp.enrolment import TotpEnrolment
 from keystile.strategies.totp.service import TotpService
 from keystile.tokens import TokenCodec
 
@@ -184,14 +185,6 @@ class Runtime:
                 generator=extensions.otp_generator,
                 service_name=settings.service_name,
             )
-        self.totp: TotpService | None = None
-        if settings.totp_enabled:
-            totp_config = config_from_settings(settings)
-            self.totp = TotpService(
-                config=totp_config,
-                gate=self._gate("totp", self._per_user_guard(parse_rate(totp_config.rate))),
-                encryption_keys=settings.ring("encryption_keys"),
-            )
         self.recovery_codes: RecoveryCodeService | None = None
         if settings.recovery_codes_enabled:
             recovery_config = recovery_config_from_settings(settings)
@@ -203,6 +196,28 @@ class Runtime:
                 ),
                 hashing_keys=self._hashing_keys,
                 clock=self.clock,
+            )
+        self.totp: TotpService | None = None
+        self.totp_enrolment: TotpEnrolment | None = None
+        if settings.totp_enabled:
+            totp_config = config_from_settings(settings)
+            # One gate for verify, step-up and enrolment: one per-user TOTP limit.
+            totp_gate = self._gate("totp", self._per_user_guard(parse_rate(totp_config.rate)))
+            encryption_keys = settings.ring("encryption_keys")
+            self.totp = TotpService(
+                config=totp_config, gate=totp_gate, encryption_keys=encryption_keys
+            )
+            self.totp_enrolment = TotpEnrolment(
+                config=totp_config,
+                db=db,
+                gate=totp_gate,
+                audit=self._audit_trail,
+                dispatcher=self._dispatcher,
+                encryption_keys=encryption_keys,
+                hashing_keys=self._hashing_keys,
+                clock=self.clock,
+                service_name=settings.service_name,
+                recovery=self.recovery_codes,
             )
         self.sign_in = SignInFlow(
             db=db,

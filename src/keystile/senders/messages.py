@@ -157,3 +157,99 @@ def _code_message(
         text=text.format(**filled),
         html=html.format(**{name: escape(value) for name, value in filled.items()}),
     )
+
+
+# Security notices: what changed on the account, when, and what to do if it was not
+# the recipient. They never carry a secret, a code or a link that signs anyone in.
+
+_NOTICE_TEXT = """\
+{headline}
+
+Account: {to}
+When: {when} UTC
+
+{detail}
+If this was not you, sign in and secure your account, and contact {service} support.
+"""
+
+_NOTICE_HTML = """\
+<!DOCTYPE html>
+<html lang="en">
+<body style="font-family: sans-serif; color: #222;">
+<p><strong>{headline}</strong></p>
+<p>Account: {to}<br>
+When: {when}&nbsp;UTC</p>
+<p>{detail}</p>
+<p style="color: #666;">If this was not you, sign in and secure your account, and contact \
+{service} support.</p>
+</body>
+</html>
+"""
+
+
+def _notice(
+    *, to: str, subject: str, headline: str, detail: str, at: datetime, service: str
+) -> Message:
+    """Fill the security-notice template (every HTML value escaped)."""
+    if at.tzinfo is None:
+        raise ValueError("at must be timezone-aware")
+    values = {
+        "headline": headline,
+        "detail": detail,
+        "to": to,
+        "when": at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+        "service": service,
+    }
+    return Message(
+        to=to,
+        subject=subject,
+        text=_NOTICE_TEXT.format(**values),
+        html=_NOTICE_HTML.format(**{name: escape(value) for name, value in values.items()}),
+    )
+
+
+def totp_enabled_message(
+    *, to: str, replaced: bool, at: datetime, service_name: str = "Keystile"
+) -> Message:
+    """The notice that two-step verification was turned on (``replaced``: that the
+    authenticator app was replaced by a new one). Never carries the secret or a code.
+
+    Raises:
+        ValueError: ``at`` is naive, or ``to`` or ``service_name`` contains a line break.
+    """
+    if replaced:
+        return _notice(
+            to=to,
+            subject=f"Your {service_name} authenticator app was replaced",
+            headline=f"The authenticator app of your {service_name} account was replaced.",
+            detail=(
+                "Codes from the authenticator you used before no longer work; "
+                "sign-ins now ask for a code from the new one."
+            ),
+            at=at,
+            service=service_name,
+        )
+    return _notice(
+        to=to,
+        subject=f"Two-step verification is on for your {service_name} account",
+        headline=f"Two-step verification was turned on for your {service_name} account.",
+        detail="From now on, signing in asks for a code from your authenticator app.",
+        at=at,
+        service=service_name,
+    )
+
+
+def totp_disabled_message(*, to: str, at: datetime, service_name: str = "Keystile") -> Message:
+    """The notice that two-step verification was turned off (the authenticator removed).
+
+    Raises:
+        ValueError: ``at`` is naive, or ``to`` or ``service_name`` contains a line break.
+    """
+    return _notice(
+        to=to,
+        subject=f"Two-step verification is off for your {service_name} account",
+        headline=f"Two-step verification was turned off for your {service_name} account.",
+        detail="Signing in no longer asks for a code from an authenticator app.",
+        at=at,
+        service=service_name,
+    )

@@ -389,3 +389,76 @@ _REVOKE_ONE = Prepared(
 def revoke_token(conn: Executor, *, jti: str, now: datetime) -> bool:
     """Revoke one token inside the caller's transaction; ``True`` if it was live."""
     return _REVOKE_ONE.execute(conn, {"jti": jti, "revoked_at": now}) == 1
+
+
+def _live_among(candidates: int) -> tuple[Any, ...]:
+    """A live row of ``purpose`` for ``subject`` whose id is one of ``candidates`` bound ids."""
+    return (
+        tokens.c.jti.in_([bindparam(f"id{index}") for index in range(candidates)]),
+        tokens.c.purpose == bindparam("purpose"),
+        tokens.c.subject == bindparam("subject"),
+        tokens.c.revoked_at.is_(None),
+        tokens.c.expires_at > bindparam("now", type_=UTCDateTime()),
+    )
+
+
+@functools.cache
+def _find_live(candidates: int) -> Prepared:
+    return Prepared(select(tokens.c.extra).where(*_live_among(candidates)).limit(1))
+
+
+@functools.cache
+def _consume_live(candidates: int) -> Prepared:
+    return Prepared(
+        update(tokens)
+        .where(*_live_among(candidates))
+        .values(revoked_at=bindparam("used_at", type_=UTCDateTime()))
+        .returning(tokens.c.extra)
+    )
+
+
+def _token_values(
+    jti_candidates: Sequence[str], purpose: str, subject: str, now: datetime
+) -> dict[str, object]:
+    values: dict[str, object] = {"purpose": purpose, "subject": subject, "now": now, "used_at": now}
+    values.update({f"id{index}": jti for index, jti in enumerate(jti_candidates)})
+    return values
+
+
+def live_token_extra(
+    conn: Executor, jti_candidates: Sequence[str], *, purpose: str, subject: str, now: datetime
+) -> dict[str, Any] | None:
+    """The ``extra`` of a live token of ``purpose`` for ``subject`` among ``jti_candidates``
+    (``{}`` if it has none), or ``None`` when there is no such token. Changes nothing.
+
+    For a token that must survive a failed attempt (a TOTP setup token
+    outlives a wrong code): look first, and use it up with
+    :func:`consume_token` only once the attempt succeeded.
+    """
+    if not jti_candidates:
+        return None
+    row = _find_live(len(jti_candidates)).first(
+        conn, _token_values(jti_candidates, purpose, subject, now)
+    )
+    if row is None:
+        return None
+    return dict(row[0]) if isinstance(row[0], dict) else {}
+
+
+def consume_token(
+    conn: Executor, jti_candidates: Sequence[str], *, purpose: str, subject: str, now: datetime
+) -> dict[str, Any] | None:
+    """Use up a live token of ``purpose`` for ``subject`` among ``jti_candidates``;
+    its ``extra`` (``{}`` if it has none), or ``None`` when there was none to use.
+
+    One conditional ``UPDATE … SET revoked_at = :now WHERE revoked_at IS NULL
+    … RETURNING extra``: of parallel uses of one token exactly one gets a row.
+    """
+    if not jti_candidates:
+        return None
+    row = _consume_live(len(jti_candidates)).first(
+        conn, _token_values(jti_candidates, purpose, subject, now)
+    )
+    if row is None:
+        return None
+    return dict(row[0]) if isinstance(row[0], dict) else {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -234,3 +234,42 @@ class RecoveryAuthenticatedBody(AuthenticatedBody):
             recovery_codes_remaining=remaining if isinstance(remaining, int) else None,
             recovery_code=code if isinstance(code, str) else None,
         )
+
+
+# TOTP enrolment (strategies/totp/enrolment_routes.py).
+
+SetupTokenText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]
+
+
+class TotpSetupBody(BaseModel):
+    """``POST /user/totp/setup``: what an authenticator app enrols from, and the confirm token."""
+
+    setup_token: str = Field(description="Pass back to confirm_setup; single use, 10 minutes.")
+    totp_url: str = Field(description="The otpauth:// Key URI.")
+    secret: str = Field(description="The secret in unpadded base32, for typing in by hand.")
+    qr_svg: str = Field(description="The Key URI as an inline SVG QR code.")
+
+
+class SetupConfirmation(_Strict):
+    setup_token: SetupTokenText
+    code: CodeText
+
+
+class TotpConfirmSetupBody(_Strict):
+    """``{"user": {"setup_token", "code"}}``: a code from the app being enrolled."""
+
+    user: SetupConfirmation
+
+
+class TotpEnabledBody(BaseModel):
+    """``{"status": "enabled"}``: the authenticator is now the user's second factor."""
+
+    status: Literal["enabled"] = "enabled"
+    #: On a first enrolment, the first batch of recovery codes (shown this once).
+    recovery_codes: list[str] | None = None
+
+
+class TotpDisabledBody(BaseModel):
+    """``{"status": "disabled"}``: the user has no TOTP second factor any more."""
+
+    status: Literal["disabled"] = "disabled"
