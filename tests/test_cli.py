@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import select
 
 from keystile.crypto.keyring import KeyRing
-from keystile.store import totp
+from keystile.store import recovery_codes, totp
 from keystile.store.database import Database
-from keystile.store.tables import totp_authenticators
+from keystile.store.tables import audit_events, totp_authenticators
+from keystile.store.tables import recovery_codes as recovery_code_rows
 from keystile.store.users import User, UserStore
 from keystile.strategies.totp.core import new_secret
 from keystile.strategies.totp.sealing import seal_secret, unseal_secret
@@ -254,3 +255,129 @@ def test_keys_rotate_without_the_old_key_names_what_it_cannot_open(workdir: Path
     )
     assert _stored(workdir) == before
     assert len(enrolled) == 2
+
+
+MFA_EMAIL = "mfa@example.com"
+
+
+def _give_second_factor(workdir: Path, email: str) -> uuid.UUID:
+    """An active TOTP authenticator and a batch of two recovery codes (one used) for ``email``."""
+    db = Database(f"sqlite:///{workdir / 'keystile.db'}")
+    try:
+
+        async def find() -> User | None:
+            return await UserStore(db).get_by_email(email)
+
+        user = anyio.run(find)
+        assert user is not None
+        now = user.created_at
+        sealed = seal_secret(KeyRing([OLD_KEY]), new_secret(), user_id=user.id)
+        with db.driver_write() as conn:
+            totp.insert_pending(
+                conn,
+                authenticator_id="totp-mfa",
+                user_id=user.id,
+                sealed_secret=sealed.value,
+                key_id=sealed.key_id,
+                algorithm="SHA1",
+                digits=6,
+                period=30,
+                now=now,
+            )
+            assert totp.activate(conn, "totp-mfa", user.id, step=1, now=now)
+            recovery_codes.replace_batch(
+                conn, user.id, [("hash-one", "k1"), ("hash-two", "k1")], "batch-1", now
+            )
+            assert recovery_codes.consume(conn, user.id, ["hash-one"], now)
+        return user.id
+    finally:
+        db.dispose()
+
+
+def _mfa_rows(workdir: Path, user_id: uuid.UUID) -> tuple[int, int, list[tuple[str, str, bool]]]:
+    """The user's authenticators and recovery codes, and the audit log's (strategy, action,
+    success) for the user."""
+    db = Database(f"sqlite:///{workdir / 'keystile.db'}")
+    try:
+        with db.read() as conn:
+            authenticators = conn.execute(
+                select(totp_authenticators.c.id).where(totp_authenticators.c.user_id == user_id)
+            ).all()
+            codes = conn.execute(
+                select(recovery_code_rows.c.id).where(recovery_code_rows.c.user_id == user_id)
+            ).all()
+            events = conn.execute(
+                select(audit_events.c.strategy, audit_events.c.action, audit_events.c.success)
+                .where(audit_events.c.subject == str(user_id))
+                .order_by(audit_events.c.id)
+            ).all()
+    finally:
+        db.dispose()
+    return len(authenticators), len(codes), [tuple(row) for row in events]
+
+
+def test_user_mfa_status_shows_totp_and_unused_recovery_codes(workdir: Path) -> None:
+    """`user mfa status`: nothing for a new user; then TOTP since its confirmation and 1 of 2."""
+    assert run(workdir, "user", "create", MFA_EMAIL, stdin="pw-123456\n").returncode == 0
+    before = run(workdir, "user", "mfa", "status", MFA_EMAIL.upper())
+    assert before.returncode == 0, before.stderr
+    lines = before.stdout.strip().splitlines()
+    assert lines[0].startswith(f"user: {MFA_EMAIL} (")
+    assert lines[1:] == ["totp: not active", "recovery codes: none"]
+    _give_second_factor(workdir, MFA_EMAIL)
+    after = run(workdir, "user", "mfa", "status", MFA_EMAIL)
+    assert after.returncode == 0, after.stderr
+    lines = after.stdout.strip().splitlines()
+    assert lines[1].startswith("totp: active since 20")
+    assert lines[1].endswith("+00:00")
+    assert lines[2].startswith("recovery codes: 1 unused of 2 (generated 20")
+
+
+def test_user_mfa_reset_removes_the_factor_signs_out_and_audits(workdir: Path, server: str) -> None:
+    """`user mfa reset`: TOTP and codes gone, the live session refused, one audit row, a notice."""
+    assert run(workdir, "user", "create", MFA_EMAIL, stdin="pw-123456\n").returncode == 0
+    signed_in = httpx.post(
+        f"{server}/auth/user/password/sign_in",
+        json={"user": {"email": MFA_EMAIL, "password": "pw-123456"}},
+    )
+    assert signed_in.status_code == 200
+    auth = {"Authorization": f"Bearer {signed_in.json()['token']}"}
+    assert httpx.get(f"{server}/auth/me", headers=auth).status_code == 200
+    user_id = _give_second_factor(workdir, MFA_EMAIL)
+    assert _mfa_rows(workdir, user_id)[:2] == (1, 2)
+
+    reset = run(workdir, "user", "mfa", "reset", MFA_EMAIL)
+
+    assert reset.returncode == 0, reset.stderr
+    assert (
+        f"reset two-step verification of {MFA_EMAIL}: removed 1 authenticator(s) and 2 "
+        "recovery code(s), revoked 1 session(s); the user was notified"
+    ) in reset.stdout
+    # The development (console) sender printed the notice: no code, no secret in it.
+    assert f"To: {MFA_EMAIL}" in reset.stdout
+    assert "two-step verification was reset by an administrator" in reset.stdout
+    assert httpx.get(f"{server}/auth/me", headers=auth).status_code == 401
+    authenticators, codes, events = _mfa_rows(workdir, user_id)
+    assert (authenticators, codes) == (0, 0)
+    assert events[-1] == ("totp", "mfa_reset", True)
+    assert events.count(("totp", "mfa_reset", True)) == 1
+    status = run(workdir, "user", "mfa", "status", MFA_EMAIL)
+    assert status.stdout.strip().splitlines()[1:] == ["totp: not active", "recovery codes: none"]
+
+
+@pytest.mark.parametrize("command", ["status", "reset"])
+@pytest.mark.parametrize(
+    ("email", "message"),
+    [
+        ("nobody@example.com", "error: No user has this email address."),
+        ("not-an-email", "error: The email is not valid. (user.email must be an email address)"),
+    ],
+)
+def test_user_mfa_for_an_unknown_email_fails_with_one_line(
+    workdir: Path, command: str, email: str, message: str
+) -> None:
+    """An unknown or malformed email: exit 1, one `error:` line on stderr, nothing on stdout."""
+    result = run(workdir, "user", "mfa", command, email)
+    assert result.returncode == 1
+    assert result.stderr.strip() == message
+    assert result.stdout == ""

@@ -20,6 +20,8 @@ import click
 import typer
 
 from keystile.errors import ConfigurationError, InvalidRequestError, KeystileError
+from keystile.flows import mfa_admin
+from keystile.flows.mfa_admin import MfaReset, MfaStatus
 from keystile.runtime import Purged, Runtime
 from keystile.settings import Settings, load_settings
 from keystile.store import migrate
@@ -37,8 +39,10 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
 user_app = typer.Typer(help="User administration.", no_args_is_help=True)
 keys_app = typer.Typer(help="Key administration.", no_args_is_help=True)
+mfa_app = typer.Typer(help="Second-factor administration.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
+user_app.add_typer(mfa_app, name="mfa")
 app.add_typer(keys_app, name="keys")
 
 ConfigOption = Annotated[
@@ -239,6 +243,45 @@ def user_list(
     typer.echo(_format_users(users))
 
 
+EmailArgument = Annotated[str, typer.Argument(help="The user's email address.")]
+
+
+@mfa_app.command("status")
+def user_mfa_status(email: EmailArgument) -> None:
+    """Show whether the user has TOTP, since when, and their unused recovery codes."""
+    runtime = _runtime()
+    try:
+        runtime.prepare_database()
+
+        async def read() -> tuple[User, MfaStatus]:
+            return await mfa_admin.status_of(runtime, email)
+
+        user, status = anyio.run(read)
+    finally:
+        runtime.close()
+    typer.echo(_format_mfa_status(user, status))
+
+
+@mfa_app.command("reset")
+def user_mfa_reset(email: EmailArgument) -> None:
+    """Remove the user's second factor (TOTP and recovery codes), sign them out
+    everywhere, audit it and tell the user. They sign in with the first factor
+    alone and enrol again."""
+    runtime = _runtime()
+    try:
+        runtime.prepare_database()
+
+        async def reset() -> tuple[User, MfaReset]:
+            done = await mfa_admin.reset_of(runtime, email)
+            await runtime.drain_deliveries()  # the notice goes out before the process ends
+            return done
+
+        user, done = anyio.run(reset)
+    finally:
+        runtime.close()
+    typer.echo(_format_mfa_reset(user, done))
+
+
 def _format_banner(settings: Settings, host: str, port: int, workers: int) -> str:
     where = settings.database_url.split("@")[-1]  # never print database credentials
     return (
@@ -253,6 +296,31 @@ def _format_users(users: Sequence[User]) -> str:
     lines = [f"{'id':36}  {'email':40}  created"]
     lines += [f"{u.id!s:36}  {u.email:40}  {u.created_at.isoformat()}" for u in users]
     return "\n".join(lines)
+
+
+def _format_mfa_status(user: User, status: MfaStatus) -> str:
+    lines = [f"user: {user.email} ({user.id})"]
+    if status.totp_since is not None:
+        lines.append(f"totp: active since {status.totp_since.isoformat()}")
+    else:
+        lines.append("totp: not active")
+    codes = status.recovery_codes
+    if codes is None:
+        lines.append("recovery codes: none")
+    else:
+        generated = codes.generated_at.isoformat() if codes.generated_at else "unknown"
+        lines.append(
+            f"recovery codes: {codes.remaining} unused of {codes.total} (generated {generated})"
+        )
+    return "\n".join(lines)
+
+
+def _format_mfa_reset(user: User, done: MfaReset) -> str:
+    return (
+        f"reset two-step verification of {user.email}: removed {done.authenticators} "
+        f"authenticator(s) and {done.recovery_codes} recovery code(s), revoked "
+        f"{done.sessions} session(s); the user was notified"
+    )
 
 
 def _format_rotation(report: RotationReport) -> str:

@@ -13,11 +13,11 @@ ends a request.
      +-- InvalidRequestError       invalid_request       (malformed input; per-field reasons)
      +-- AuthenticationFailedError authentication_failed (one answer for every wrong credential)
      +-- UnauthenticatedError      unauthenticated       (no or invalid bearer token)
+     +-- InsufficientAuthenticationError
+     |                 insufficient_authentication (a guard wants a second factor or a more
+     |                                              recent sign-in; acr_values, max_age)
      +-- AlreadyRegisteredError    already_registered    (password registration, explicit opt-in)
      +-- AlreadyEnrolledError      already_enrolled      (TOTP setup while TOTP is active)
-     +-- InsufficientAuthenticationError
-                                   insufficient_authentication
-                                                         (no recent enough second factor; max_age)
      +-- TooManyAttemptsError      too_many_attempts     (a brute-force limit holds; retry_after)
      +-- UnavailableError          unavailable           (store or limiter unreachable: fail closed)
      +-- SchemaOutdatedError       schema_outdated       (database needs ``keystile db upgrade``)
@@ -78,6 +78,31 @@ class UnauthenticatedError(KeystileError):
     default_message = "A valid bearer token is required."
 
 
+class InsufficientAuthenticationError(KeystileError):
+    """The session is valid but not strong or recent enough for the call (RFC 9470).
+
+    ``acr_values`` names the authentication context the call wants (a second
+    factor), ``max_age`` the most seconds since the user last proved who they
+    are; either or both are set. The web layer turns them into a
+    ``WWW-Authenticate: Bearer error="insufficient_user_authentication"``
+    challenge, so a client knows to step up rather than sign in again.
+    """
+
+    code = "insufficient_authentication"
+    default_message = "This call needs a stronger or more recent sign-in."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        max_age: int | None = None,
+        acr_values: str | None = None,
+    ) -> None:
+        self.max_age = max_age
+        self.acr_values = acr_values
+        super().__init__(message)
+
+
 class AlreadyRegisteredError(KeystileError):
     """Registration for an identity that already has an account."""
 
@@ -97,22 +122,6 @@ class AlreadyEnrolledError(KeystileError):
     default_message = (
         "Two-step verification is already on. Verify with your authenticator first to replace it."
     )
-
-
-class InsufficientAuthenticationError(KeystileError):
-    """The session lacks a second factor, or one recent enough (RFC 9470).
-
-    ``max_age`` is how recent, in seconds, the second factor must be (the
-    RFC 9470 ``max_age`` the web layer puts in ``WWW-Authenticate``), or
-    ``None`` when any second factor would do.
-    """
-
-    code = "insufficient_authentication"
-    default_message = "This action needs a recent second factor."
-
-    def __init__(self, message: str | None = None, *, max_age: int | None = None) -> None:
-        self.max_age = max_age
-        super().__init__(message)
 
 
 class TooManyAttemptsError(KeystileError):

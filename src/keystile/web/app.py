@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import anyio.to_thread
@@ -20,6 +21,14 @@ from keystile.strategies.password.routes import password_router
 from keystile.strategies.recovery_code.routes import recovery_code_router
 from keystile.strategies.totp.enrolment_routes import totp_enrolment_router
 from keystile.strategies.totp.routes import totp_router
+from keystile.web.assurance import (
+    Endpoint,
+    SessionDependency,
+    recent_auth_dependency,
+    recent_auth_required,
+    second_factor_dependency,
+    second_factor_required,
+)
 from keystile.web.authentication import SessionAuthenticationBackend, on_authentication_error
 from keystile.web.body_limit import BodyLimitMiddleware
 from keystile.web.edge import EdgeMiddleware
@@ -54,6 +63,10 @@ class Keystile:
             :class:`~keystile.web.errors.GuardError` (401 ``unauthenticated``,
             ``WWW-Authenticate: Bearer``).
         require_user: the same, giving the session's :class:`~keystile.store.users.User`.
+        require_second_factor: a FastAPI dependency giving the session if it
+            passed a second factor (``"mfa"`` in ``amr``); 403
+            ``insufficient_authentication`` with an RFC 9470 challenge
+            otherwise (see :mod:`keystile.web.assurance`).
     """
 
     #: ``on_error`` for Starlette's ``AuthenticationMiddleware`` with
@@ -71,6 +84,7 @@ class Keystile:
         self.settings = settings
         self.current_session = session_dependency(self.runtime.sessions)
         self.require_user = user_dependency(self.runtime.sessions)
+        self.require_second_factor = second_factor_dependency(self.current_session)
         self._prepared = False
         if settings.mode == "development" and "mode" not in settings.model_fields_set:
             logger.warning(
@@ -78,6 +92,47 @@ class Keystile:
                 "keys, codes printed to the console and a /dev/mailbox for loopback callers. "
                 "Set KEYSTILE_MODE=production (or Settings(mode=...)) to say which you mean."
             )
+
+    def require_recent_auth(
+        self, max_age: timedelta | int, *, second_factor: bool = False
+    ) -> SessionDependency:
+        """A FastAPI dependency giving the session if the user proved who they are within
+        ``max_age`` (a ``timedelta`` or seconds; judged by this Keystile's clock), and
+        passed a second factor too when ``second_factor`` is set.
+
+        ::
+
+            @app.post("/email")
+            async def change_email(
+                session: Session = Depends(keystile.require_recent_auth(300)),
+            ) -> ...: ...
+
+        A session too old is refused with 403 ``insufficient_authentication``
+        and ``WWW-Authenticate: Bearer error="insufficient_user_authentication",
+        …, max_age="<seconds>"``; no valid token is 401 ``unauthenticated``.
+
+        Raises:
+            ValueError: a negative ``max_age``.
+        """
+        return recent_auth_dependency(
+            self.current_session, self.runtime.clock, max_age, second_factor=second_factor
+        )
+
+    #: Starlette's way: a decorator for a function endpoint behind
+    #: ``AuthenticationMiddleware`` with :meth:`authentication_backend`, letting in a
+    #: session with a second factor only (401 anonymous, 403 without the factor).
+    requires_second_factor = staticmethod(second_factor_required)
+
+    def requires_recent_auth(
+        self, max_age: timedelta | int, *, second_factor: bool = False
+    ) -> Callable[[Endpoint], Endpoint]:
+        """Starlette's way of :meth:`require_recent_auth`: a decorator for a function
+        endpoint behind ``AuthenticationMiddleware`` with :meth:`authentication_backend`.
+
+        Raises:
+            ValueError: a negative ``max_age``.
+        """
+        return recent_auth_required(self.runtime.clock, max_age, second_factor=second_factor)
 
     @property
     def router(self) -> APIRouter:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keystile.errors import (
+    InsufficientAuthenticationError,
     InvalidRequestError,
     KeystileError,
     TooManyAttemptsError,
@@ -90,7 +91,34 @@ def _error_headers(error: KeystileError) -> dict[str, str]:
         headers["Retry-After"] = str(error.retry_after)
     if error.code == "unauthenticated":
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    if isinstance(error, InsufficientAuthenticationError):
+        headers["WWW-Authenticate"] = step_up_challenge(error)
     return headers
+
+
+def _quoted(value: str) -> str:
+    """``value`` as an RFC 6750 quoted-string: printable ASCII without ``"`` and ``\\``."""
+    kept = "".join(char for char in value if " " <= char <= "~" and char not in '"\\')
+    return f'"{kept}"'
+
+
+def step_up_challenge(error: InsufficientAuthenticationError) -> str:
+    """The RFC 9470 §3 challenge for a session that is not strong or recent enough.
+
+    ``Bearer error="insufficient_user_authentication", error_description="…"``
+    plus ``acr_values="…"`` (the context the call wants) and/or
+    ``max_age="<seconds>"`` (how recent the sign-in must be), quoted as in
+    the RFC's examples.
+    """
+    params = [
+        'error="insufficient_user_authentication"',
+        f"error_description={_quoted(error.message)}",
+    ]
+    if error.acr_values is not None:
+        params.append(f"acr_values={_quoted(error.acr_values)}")
+    if error.max_age is not None:
+        params.append(f'max_age="{int(error.max_age)}"')
+    return "Bearer " + ", ".join(params)
 
 
 def error_response(
