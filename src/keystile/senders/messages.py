@@ -182,27 +182,6 @@ When: {when}&nbsp;UTC</p>
 <p>{detail}</p>
 <p style="color: #666;">If this was not you, sign in and secure your account, and contact \
 {service} support.</p>
-_MFA_RESET_TEXT = """\
-An administrator reset two-step verification on your {service} account ({to})
-at {when} UTC.
-
-Your authenticator app and your recovery codes no longer work for this
-account, and every device signed in to it was signed out. Sign in again and
-set up two-step verification anew.
-
-If you did not ask for this, contact your administrator at once.
-"""
-
-_MFA_RESET_HTML = """\
-<!DOCTYPE html>
-<html lang="en">
-<body style="font-family: sans-serif; color: #222;">
-<p>An administrator reset two-step verification on your {service} account ({to})
-at {when}&nbsp;UTC.</p>
-<p>Your authenticator app and your recovery codes no longer work for this
-account, and every device signed in to it was signed out. Sign in again and
-set up two-step verification anew.</p>
-<p style="color: #666;">If you did not ask for this, contact your administrator at once.</p>
 </body>
 </html>
 """
@@ -273,6 +252,35 @@ def totp_disabled_message(*, to: str, at: datetime, service_name: str = "Keystil
         detail="Signing in no longer asks for a code from an authenticator app.",
         at=at,
         service=service_name,
+    )
+
+
+_MFA_RESET_TEXT = """\
+An administrator reset two-step verification on your {service} account ({to})
+at {when} UTC.
+
+Your authenticator app and your recovery codes no longer work for this
+account, and every device signed in to it was signed out. Sign in again and
+set up two-step verification anew.
+
+If you did not ask for this, contact your administrator at once.
+"""
+
+_MFA_RESET_HTML = """\
+<!DOCTYPE html>
+<html lang="en">
+<body style="font-family: sans-serif; color: #222;">
+<p>An administrator reset two-step verification on your {service} account ({to})
+at {when}&nbsp;UTC.</p>
+<p>Your authenticator app and your recovery codes no longer work for this
+account, and every device signed in to it was signed out. Sign in again and
+set up two-step verification anew.</p>
+<p style="color: #666;">If you did not ask for this, contact your administrator at once.</p>
+</body>
+</html>
+"""
+
+
 def mfa_reset_message(*, to: str, reset_at: datetime, service_name: str = "Keystile") -> Message:
     """The notice that an administrator reset the user's two-step verification.
 
