@@ -31,6 +31,7 @@ from typing import Protocol
 
 from keystile.limits.addresses import address_bucket
 from keystile.limits.rate import Rate, RateLimiter
+from keystile.rates import parse_rate as parse_rate  # where the composition root reads it
 from keystile.store.audit import AuditStore, nth_latest_failure
 from keystile.store.database import Database
 from keystile.store.prepared import Executor
@@ -245,22 +246,6 @@ class HookProtection(_CountsOnItsOwn):
         result = self.hook(attempt)
         allowed = await result if inspect.isawaitable(result) else result
         return None if allowed else self.retry_after
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_rate(text: str) -> Rate:
-    """``"5/15m"`` → 5 per 15 minutes. Units: s, m, h, d.
-
-    Raises:
-        ValueError: not of the form ``<limit>/<number><unit>``.
-    """
-    limit, _, window = text.strip().partition("/")
-    unit = window[-1:] if window else ""
-    if not limit.isdigit() or unit not in _UNITS or not window[:-1].isdigit():
-        raise ValueError(f"{text!r} is not a rate such as 5/15m (units s, m, h, d)")
-    return Rate(limit=int(limit), window=timedelta(seconds=int(window[:-1]) * _UNITS[unit]))
 
 
 class BruteForceGuard:

@@ -1,4 +1,4 @@
-"""The rate-limit contract: a rate, a decision, and the interface every backend honours.
+"""The rate-limit contract: a decision, and the interface every backend honours.
 
 Pure: no I/O and no clock reads. The moving-window arithmetic that the
 backends share lives here so that memory, SQL and Redis answer alike.
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from keystile.rates import Rate as Rate  # the value type lives in core: configs validate rates
+
 if TYPE_CHECKING:
     from keystile.store.database import Database
     from keystile.store.prepared import Executor
@@ -19,24 +21,6 @@ if TYPE_CHECKING:
 MAX_KEY_LENGTH = 400
 
 _SECOND_IN_MICROSECONDS = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """At most ``limit`` hits in any moving ``window``.
-
-    Raises:
-        ValueError: ``limit`` is below 1 or ``window`` is not positive.
-    """
-
-    limit: int
-    window: timedelta
-
-    def __post_init__(self) -> None:
-        if self.limit < 1:
-            raise ValueError(f"rate limit must be at least 1, got {self.limit}")
-        if self.window <= timedelta(0):
-            raise ValueError(f"rate window must be positive, got {self.window}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from keystile.crypto.alphabets import ALPHABETS, MIN_CODE_SPACE, code_space, min_length
-
-if TYPE_CHECKING:  # collaborators are checked here, never held: imports stay cheap
-    from keystile.limits.protection import BruteForceGuard
-    from keystile.senders.base import Sender
 
 STRATEGY = "otp"
 ACTIONS = ("request", "sign_in")
@@ -35,6 +31,23 @@ class CodeGenerator(Protocol):
     def generate(self, length: int, characters: str) -> str: ...
 
     def normalize(self, code: str) -> str: ...
+
+
+class GuardCoverage(Protocol):
+    """What :func:`configuration_problems` asks of a brute-force guard.
+
+    :class:`keystile.limits.protection.BruteForceGuard` provides it. Named
+    here, structurally, because this module is core: it may not import the
+    adapters (``limits/``, ``senders/``) whose objects it checks.
+    """
+
+    def covers(self, action: str) -> bool:
+        """Whether at least one protection is wired to ``action``."""
+        ...
+
+    def audit_log_only(self) -> bool:
+        """Whether every protection counts failures from the audit log."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +87,8 @@ class OtpConfig:
 def configuration_problems(
     config: OtpConfig,
     *,
-    guard: BruteForceGuard,
-    sender: Sender | None,
+    guard: GuardCoverage,
+    sender: object | None,
     generator: object | None = None,
 ) -> list[str]:
     """Every problem with ``config`` and the collaborators the service will get, each

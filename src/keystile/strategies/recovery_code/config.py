@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
-from keystile.limits.protection import parse_rate
+from keystile.rates import parse_rate
 
 STRATEGY: Final = "recovery_code"
 
