@@ -9,9 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from keystile.crypto.alphabets import ALPHABETS, MIN_CODE_SPACE, code_space, min_length
+
+if TYPE_CHECKING:  # collaborators are checked here, never held: imports stay cheap
+    from keystile.senders.base import Sender
+
+
+class Coverage(Protocol):
+    """What the start-up check needs to know of the brute-force protections."""
+
+    def covers(self, action: str) -> bool:
+        """Whether at least one protection is wired to ``action``."""
+        ...
+
+    def audit_log_only(self) -> bool:
+        """Whether audit-log protection is the only one."""
+        ...
+
 
 STRATEGY = "otp"
 ACTIONS = ("request", "sign_in")
@@ -31,23 +47,6 @@ class CodeGenerator(Protocol):
     def generate(self, length: int, characters: str) -> str: ...
 
     def normalize(self, code: str) -> str: ...
-
-
-class GuardCoverage(Protocol):
-    """What :func:`configuration_problems` asks of a brute-force guard.
-
-    :class:`keystile.limits.protection.BruteForceGuard` provides it. Named
-    here, structurally, because this module is core: it may not import the
-    adapters (``limits/``, ``senders/``) whose objects it checks.
-    """
-
-    def covers(self, action: str) -> bool:
-        """Whether at least one protection is wired to ``action``."""
-        ...
-
-    def audit_log_only(self) -> bool:
-        """Whether every protection counts failures from the audit log."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +86,16 @@ class OtpConfig:
 def configuration_problems(
     config: OtpConfig,
     *,
-    guard: GuardCoverage,
-    sender: object | None,
+    guard: Coverage,
+    sender: Sender | str | None,
     generator: object | None = None,
 ) -> list[str]:
     """Every problem with ``config`` and the collaborators the service will get, each
     naming the option (and its variable) to change.
 
-    ``guard`` must protect both actions; ``sender`` is required; a custom
+    ``guard`` (a :class:`~keystile.limits.protection.BruteForceGuard`, or a
+    description of one read from the settings) must protect both actions;
+    ``sender`` (or its name) is required; a custom
     ``generator`` (see :class:`CodeGenerator`) must be complete, and skips the
     entropy check.
     """
