@@ -20,7 +20,6 @@ import click
 import typer
 
 from keystile.errors import ConfigurationError, InvalidRequestError, KeystileError
-from keystile.flows import mfa_admin
 from keystile.flows.mfa_admin import MfaReset, MfaStatus
 from keystile.runtime import Purged, Runtime
 from keystile.settings import Settings, load_settings
@@ -254,7 +253,7 @@ def user_mfa_status(email: EmailArgument) -> None:
         runtime.prepare_database()
 
         async def read() -> tuple[User, MfaStatus]:
-            return await mfa_admin.status_of(runtime, email)
+            return await runtime.mfa_status(email)
 
         user, status = anyio.run(read)
     finally:
@@ -272,7 +271,7 @@ def user_mfa_reset(email: EmailArgument) -> None:
         runtime.prepare_database()
 
         async def reset() -> tuple[User, MfaReset]:
-            done = await mfa_admin.reset_of(runtime, email)
+            done = await runtime.reset_mfa(email)
             await runtime.drain_deliveries()  # the notice goes out before the process ends
             return done
 

@@ -14,7 +14,10 @@ from datetime import timedelta
 from keystile import checks
 from keystile.clock import Clock, SystemClock
 from keystile.crypto.passwords import PasswordHasher
-from keystile.errors import ConfigurationError
+from keystile.errors import ConfigurationError, NotFoundError
+from keystile.flows import mfa_admin
+from keystile.flows.enrolment import EnrolmentFlow
+from keystile.flows.mfa_admin import MfaReset, MfaStatus
 from keystile.flows.mfa_tokens import MfaTokens
 from keystile.flows.sessions import Sessions
 from keystile.flows.sign_in import SignInFlow
@@ -199,6 +202,7 @@ class Runtime:
             )
         self.totp: TotpService | None = None
         self.totp_enrolment: TotpEnrolment | None = None
+        self.enrolment: EnrolmentFlow | None = None
         if settings.totp_enabled:
             totp_config = config_from_settings(settings)
             # One gate for verify, step-up and enrolment: one per-user TOTP limit.
@@ -217,7 +221,9 @@ class Runtime:
                 hashing_keys=self._hashing_keys,
                 clock=self.clock,
                 service_name=settings.service_name,
-                recovery=self.recovery_codes,
+            )
+            self.enrolment = EnrolmentFlow(
+                db=db, totp=self.totp_enrolment, recovery=self.recovery_codes
             )
         self.sign_in = SignInFlow(
             db=db,
@@ -341,6 +347,41 @@ class Runtime:
     async def list_users(self, *, limit: int = 100, offset: int = 0) -> list[User]:
         """Users in order of creation."""
         return await self._users.list(limit=limit, offset=offset)
+
+    async def mfa_status(self, email: str) -> tuple[User, MfaStatus]:
+        """The user with ``email`` and their second factors (what an operator may see).
+
+        Raises:
+            InvalidRequestError: a malformed email.
+            NotFoundError: no user has it.
+        """
+        user = await self._existing_user(email)
+        return user, await mfa_admin.status(self._db, user)
+
+    async def reset_mfa(self, email: str) -> tuple[User, MfaReset]:
+        """Remove the second factor of the user with ``email``, sign them out everywhere,
+        audit it and tell them (see :func:`keystile.flows.mfa_admin.reset`).
+
+        Raises:
+            InvalidRequestError: a malformed email.
+            NotFoundError: no user has it.
+        """
+        user = await self._existing_user(email)
+        done = await mfa_admin.reset(
+            self._db,
+            self._audit_trail,
+            self._dispatcher,
+            self.clock,
+            user=user,
+            service_name=self.settings.service_name,
+        )
+        return user, done
+
+    async def _existing_user(self, email: str) -> User:
+        user = await self.find_user(email)
+        if user is None:
+            raise NotFoundError("No user has this email address.")
+        return user
 
     async def purge(self, *, audit_days: int | None = None) -> Purged:
         """Delete expired codes and tokens, limiter rows older than a day and, with

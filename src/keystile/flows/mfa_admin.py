@@ -14,10 +14,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from keystile.clock import Clock
-from keystile.errors import NotFoundError
+from keystile.flows.mfa_tokens import PURPOSE as MFA_PURPOSE
 from keystile.senders.base import Message
 from keystile.senders.dispatch import Dispatcher, FailureCallback
 from keystile.senders.messages import mfa_reset_message
@@ -30,9 +29,6 @@ from keystile.store.users import User
 from keystile.strategies.audit_trail import AuditTrail
 from keystile.strategies.totp.config import STRATEGY
 from keystile.tokens import PURPOSE_ACCESS
-
-if TYPE_CHECKING:  # the composition root imports flows; only the type is needed here
-    from keystile.runtime import Runtime
 
 #: The audit action of a reset (strategy ``totp``).
 RESET_ACTION = "mfa_reset"
@@ -90,6 +86,8 @@ def _reset_in(conn: Executor, *, user: User, audit: AuditTrail, now: datetime) -
     removed_totp = totp.delete_for_user(conn, user.id)
     removed_codes = recovery_codes.delete_for_user(conn, user.id)
     revoked = tokens.revoke_live(conn, subject=user.subject, purpose=PURPOSE_ACCESS, now=now)
+    # A sign-in held for a second factor must not be finished by a factor just removed.
+    tokens.revoke_live(conn, subject=user.subject, purpose=MFA_PURPOSE, now=now)
     event = audit.event(
         strategy=STRATEGY,
         action=RESET_ACTION,
@@ -142,45 +140,3 @@ def _delivery_failed(audit: AuditTrail, clock: Clock, user: User) -> FailureCall
         )
 
     return record
-
-
-# Entry points for the CLI. They reach the runtime's private collaborators
-# (database, audit trail, dispatcher) until Runtime offers a public way to run
-# administrative flows; nothing else should.
-
-
-async def _user(runtime: Runtime, email: str) -> User:
-    user = await runtime.find_user(email)
-    if user is None:
-        raise NotFoundError("No user has this email address.")
-    return user
-
-
-async def status_of(runtime: Runtime, email: str) -> tuple[User, MfaStatus]:
-    """The user with ``email`` and their second factors.
-
-    Raises:
-        InvalidRequestError: a malformed email.
-        NotFoundError: no user has it.
-    """
-    user = await _user(runtime, email)
-    return user, await status(runtime._db, user)
-
-
-async def reset_of(runtime: Runtime, email: str) -> tuple[User, MfaReset]:
-    """:func:`reset` for the user with ``email``, with the runtime's collaborators.
-
-    Raises:
-        InvalidRequestError: a malformed email.
-        NotFoundError: no user has it.
-    """
-    user = await _user(runtime, email)
-    done = await reset(
-        runtime._db,
-        runtime._audit_trail,
-        runtime._dispatcher,
-        runtime.clock,
-        user=user,
-        service_name=runtime.settings.service_name,
-    )
-    return user, done

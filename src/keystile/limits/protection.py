@@ -30,7 +30,8 @@ from datetime import datetime, timedelta
 from typing import ClassVar, Protocol
 
 from keystile.limits.addresses import address_bucket
-from keystile.limits.rate import Rate, RateLimiter, parse_rate
+from keystile.limits.rate import Rate, RateLimiter
+from keystile.rates import parse_rate as parse_rate  # where the composition root reads it
 from keystile.store.audit import AuditStore, nth_latest_failure
 from keystile.store.database import Database
 from keystile.store.prepared import Executor
@@ -248,17 +249,6 @@ class HookProtection(_CountsOnItsOwn):
         result = self.hook(attempt)
         allowed = await result if inspect.isawaitable(result) else result
         return None if allowed else self.retry_after
-
-
-__all__ = [
-    "Attempt",
-    "AuditLogProtection",
-    "BruteForceGuard",
-    "HookProtection",
-    "Protection",
-    "RateLimitProtection",
-    "parse_rate",
-]
 
 
 class BruteForceGuard:

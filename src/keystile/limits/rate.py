@@ -1,4 +1,4 @@
-"""The rate-limit contract: a rate, a decision, and the interface every backend honours.
+"""The rate-limit contract: a decision, and the interface every backend honours.
 
 Pure: no I/O and no clock reads. The moving-window arithmetic that the
 backends share lives here so that memory, SQL and Redis answer alike.
@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from keystile.rates import Rate as Rate  # the value type lives in core: configs validate rates
+from keystile.rates import parse_rate as parse_rate
+
 if TYPE_CHECKING:
     from keystile.store.database import Database
     from keystile.store.prepared import Executor
@@ -19,24 +22,6 @@ if TYPE_CHECKING:
 MAX_KEY_LENGTH = 400
 
 _SECOND_IN_MICROSECONDS = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """At most ``limit`` hits in any moving ``window``.
-
-    Raises:
-        ValueError: ``limit`` is below 1 or ``window`` is not positive.
-    """
-
-    limit: int
-    window: timedelta
-
-    def __post_init__(self) -> None:
-        if self.limit < 1:
-            raise ValueError(f"rate limit must be at least 1, got {self.limit}")
-        if self.window <= timedelta(0):
-            raise ValueError(f"rate window must be positive, got {self.window}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,19 +145,3 @@ class CountsOnItsOwn:
     def peek_in(self, conn: Executor, key: str, rate: Rate, now: datetime) -> Decision:
         """Not offered: see :meth:`RateLimiter.peek_in`."""
         raise NotImplementedError(f"{type(self).__name__} cannot count inside a transaction")
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_rate(text: str) -> Rate:
-    """``"5/15m"`` → 5 per 15 minutes. Units: s, m, h, d.
-
-    Raises:
-        ValueError: not of the form ``<limit>/<number><unit>``.
-    """
-    limit, _, window = text.strip().partition("/")
-    unit = window[-1:] if window else ""
-    if not limit.isdigit() or unit not in _UNITS or not window[:-1].isdigit():
-        raise ValueError(f"{text!r} is not a rate such as 5/15m (units s, m, h, d)")
-    return Rate(limit=int(limit), window=timedelta(seconds=int(window[:-1]) * _UNITS[unit]))

@@ -19,8 +19,7 @@ from keystile.settings import Settings
 from keystile.strategies.otp.routes import otp_router
 from keystile.strategies.password.routes import password_router
 from keystile.strategies.recovery_code.routes import recovery_code_router
-from keystile.strategies.totp.enrolment_routes import totp_enrolment_router
-from keystile.strategies.totp.routes import totp_router
+from keystile.strategies.totp.routes import totp_enrolment_router, totp_router
 from keystile.web.assurance import (
     Endpoint,
     SessionDependency,
@@ -144,8 +143,10 @@ class Keystile:
             router.include_router(otp_router(runtime.otp, runtime.sign_in))
         if runtime.totp is not None:
             router.include_router(totp_router(runtime.sign_in, runtime.sessions))
-        if runtime.totp_enrolment is not None:
-            router.include_router(totp_enrolment_router(runtime.totp_enrolment, runtime.sessions))
+        if runtime.totp_enrolment is not None and runtime.enrolment is not None:
+            router.include_router(
+                totp_enrolment_router(runtime.totp_enrolment, runtime.enrolment, runtime.sessions)
+            )
         if runtime.recovery_codes is not None:
             router.include_router(recovery_code_router(runtime.sign_in, runtime.sessions))
         router.include_router(session_router(self.runtime.sessions))

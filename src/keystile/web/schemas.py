@@ -236,7 +236,7 @@ class RecoveryAuthenticatedBody(AuthenticatedBody):
         )
 
 
-# TOTP enrolment (strategies/totp/enrolment_routes.py).
+# TOTP enrolment (strategies/totp/routes.py).
 
 SetupTokenText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]
 

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from keystile.crypto.alphabets import ALPHABETS, MIN_CODE_SPACE, code_space, min_length
-
-if TYPE_CHECKING:  # collaborators are checked here, never held: imports stay cheap
-    from keystile.senders.base import Sender
 
 
 class Coverage(Protocol):
@@ -87,7 +84,7 @@ def configuration_problems(
     config: OtpConfig,
     *,
     guard: Coverage,
-    sender: Sender | str | None,
+    sender: object | None,
     generator: object | None = None,
 ) -> list[str]:
     """Every problem with ``config`` and the collaborators the service will get, each

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
-from keystile.limits.rate import parse_rate
+from keystile.rates import parse_rate
 
 if TYPE_CHECKING:
     from keystile.settings import Settings

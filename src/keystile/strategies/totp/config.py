@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from keystile.limits.rate import parse_rate
+from keystile.rates import parse_rate
 from keystile.settings import Settings
 from keystile.strategies.totp.rfc6238 import ALGORITHMS, DIGITS, Algorithm
 

@@ -25,8 +25,6 @@ with a secret or a code.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -38,13 +36,12 @@ from keystile.crypto.keyring import KeyRing
 from keystile.crypto.sealing import UnsealError
 from keystile.errors import (
     AlreadyEnrolledError,
-    AuthenticationFailedError,
     InsufficientAuthenticationError,
 )
 from keystile.senders.base import Message
 from keystile.senders.dispatch import Dispatcher, FailureCallback
 from keystile.senders.messages import totp_disabled_message, totp_enabled_message
-from keystile.store import recovery_codes, tokens
+from keystile.store import tokens
 from keystile.store import totp as store
 from keystile.store.audit import AuditEvent, insert_event
 from keystile.store.database import Database
@@ -53,7 +50,6 @@ from keystile.store.prepared import Executor
 from keystile.store.users import User
 from keystile.strategies.attempts import Admission, AttemptGate
 from keystile.strategies.audit_trail import AuditTrail
-from keystile.strategies.recovery_code.service import RecoveryCodeService
 from keystile.strategies.totp import core
 from keystile.strategies.totp.config import STRATEGY, TotpConfig
 from keystile.strategies.totp.qr import qr_svg
@@ -116,7 +112,7 @@ class Enabled:
     replaced: bool
     at: datetime
     #: The first batch of recovery codes (display form), issued with a first
-    #: enrolment when the user has none; shown once, in this answer only.
+    #: enrolment when the user has none (by the enrolment flow); shown once.
     recovery_codes: tuple[str, ...] = field(default=(), repr=False)
 
     @property
@@ -126,11 +122,20 @@ class Enabled:
 
 
 @dataclass(frozen=True, slots=True)
-class _Confirmed:
+class Confirmed:
     """What a confirmation's transaction decided: a wait, or the result (``None``: failed)."""
 
     wait: int | None = None
     enabled: Enabled | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingConfirmation:
+    """A confirmation attempt counted so far, and where its setup token may be found."""
+
+    admission: Admission
+    user: User
+    token_ids: tuple[str, ...] = field(repr=False)
 
 
 class TotpEnrolment:
@@ -162,7 +167,6 @@ class TotpEnrolment:
         hashing_keys: KeyRing,
         clock: Clock,
         service_name: str = "Keystile",
-        recovery: RecoveryCodeService | None = None,
     ) -> None:
         self.config = config
         self.gate = gate
@@ -173,7 +177,6 @@ class TotpEnrolment:
         self._hashing_keys = hashing_keys
         self._clock = clock
         self._service_name = service_name
-        self._recovery = recovery
 
     def recent_second_factor(self, claims: TokenClaims) -> bool:
         """:func:`second_factor_recent` of ``claims`` now."""
@@ -258,66 +261,33 @@ class TotpEnrolment:
             expires_at=expires_at,
         )
 
-    async def confirm_setup(
-        self, user: User, setup_token: str, code: str, *, client_address: str | None = None
-    ) -> Enabled:
-        """Enable the pending authenticator of ``setup_token`` with a ``code`` it made.
-
-        Raises:
-            TooManyAttemptsError: the user's TOTP limit holds (nothing was checked).
-            AuthenticationFailedError: a wrong or malformed code, or a setup
-                token that is unknown, expired, used, another user's or
-                superseded; one answer for all. Only a wrong code leaves the
-                token usable.
-            UnavailableError: the store or the limiter is unreachable.
-        """
+    async def begin_confirmation(
+        self, user: User, setup_token: str, *, client_address: str | None = None
+    ) -> PendingConfirmation:
+        """Count a confirmation attempt where it cannot be counted in the database, and
+        find the ids its setup token may be stored under (nothing is checked yet)."""
         now = self._clock.now()
         subject = user.subject
         admission = await self.gate.enter("verify", subject, client_address, now=now)
-        token_ids = self._token_ids(subject, setup_token[:MAX_TOKEN_INPUT])
-        batch = self._recovery.new_batch() if self._recovery is not None else None
-        outcome = await self._db.transact(
-            functools.partial(self._confirm, admission, user, token_ids, code, batch)
+        return PendingConfirmation(
+            admission=admission,
+            user=user,
+            token_ids=tuple(self._token_ids(subject, setup_token[:MAX_TOKEN_INPUT])),
         )
-        Admission.settle(outcome.wait)
-        if outcome.enabled is None:
-            raise AuthenticationFailedError()
-        self._notify(
-            totp_enabled_message(
-                to=user.email,
-                replaced=outcome.enabled.replaced,
-                at=now,
-                service_name=self._service_name,
-            ),
-            subject,
-        )
-        return outcome.enabled
 
-    def _confirm(
-        self,
-        admission: Admission,
-        user: User,
-        token_ids: list[str],
-        code: str,
-        batch: tuple[list[str], list[str]] | None,
-        conn: Executor,
-    ) -> _Confirmed:
-        """The confirmation's one transaction: lock, count, check, first recovery codes, audit."""
-        attempt = admission.attempt
+    def confirm_in(self, conn: Executor, pending: PendingConfirmation, code: str) -> Confirmed:
+        """Confirm inside the caller's transaction: lock, count, check, activate, audit.
+
+        A wrong or malformed code, or a setup token that is unknown, expired,
+        used, another user's or superseded, gives ``enabled=None`` (only a
+        wrong code leaves the token usable); a refusal gives ``wait``.
+        """
+        attempt = pending.admission.attempt
         lock_identity(conn, attempt.identity)
-        wait = admission.count_in(conn)
+        wait = pending.admission.count_in(conn)
         if wait is not None:
-            return _Confirmed(wait=wait)
-        enabled = self._check(conn, user, token_ids, code, attempt.now)
-        if (
-            enabled is not None
-            and batch is not None
-            and self._recovery is not None
-            and not recovery_codes.has_unused(conn, user.id)
-        ):
-            shown, normalised = batch
-            self._recovery.store_batch_in(conn, user, normalised, attempt.now)
-            enabled = dataclasses.replace(enabled, recovery_codes=tuple(shown))
+            return Confirmed(wait=wait)
+        enabled = self._check(conn, pending.user, list(pending.token_ids), code, attempt.now)
         insert_event(
             conn,
             self._event(
@@ -328,7 +298,19 @@ class TotpEnrolment:
                 attempt.client_address,
             ),
         )
-        return _Confirmed(enabled=enabled)
+        return Confirmed(enabled=enabled)
+
+    def notify_enabled(self, user: User, enabled: Enabled) -> None:
+        """Tell the user their authenticator was turned on (or replaced); never a secret."""
+        self._notify(
+            totp_enabled_message(
+                to=user.email,
+                replaced=enabled.replaced,
+                at=enabled.at,
+                service_name=self._service_name,
+            ),
+            user.subject,
+        )
 
     def _check(
         self, conn: Executor, user: User, token_ids: list[str], code: str, now: datetime

@@ -1,4 +1,4 @@
-"""The TOTP strategy's verify route: the second step of a sign-in, or a step-up.
+"""The TOTP strategy's HTTP face: verify (second step or step-up) and enrolment.
 
 ``POST {prefix}/user/totp/verify`` with ``{"user": {"mfa_token", "code"}}``
 finishes a sign-in held for a second factor; with a bearer token and
@@ -8,13 +8,22 @@ answer API.md's authenticated body.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
-from keystile.flows.sessions import Sessions
+from keystile.flows.enrolment import EnrolmentFlow
+from keystile.flows.sessions import Session, Sessions
 from keystile.flows.sign_in import SignInFlow
-from keystile.web.guards import client_address, verify_bearer
+from keystile.strategies.totp.enrolment import TotpEnrolment
+from keystile.web.guards import client_address, session_dependency, verify_bearer
 from keystile.web.responses import NoStoreRoute, error_responses
-from keystile.web.schemas import AuthenticatedBody, TotpVerifyBody
+from keystile.web.schemas import (
+    AuthenticatedBody,
+    TotpConfirmSetupBody,
+    TotpDisabledBody,
+    TotpEnabledBody,
+    TotpSetupBody,
+    TotpVerifyBody,
+)
 
 
 def totp_router(sign_in_flow: SignInFlow, sessions: Sessions) -> APIRouter:
@@ -39,5 +48,74 @@ def totp_router(sign_in_flow: SignInFlow, sessions: Sessions) -> APIRouter:
                 session, body.user.code, client_address=address
             )
         return AuthenticatedBody.of(result)
+
+    return router
+
+
+def totp_enrolment_router(
+    enrolment: TotpEnrolment, enrolment_flow: EnrolmentFlow, sessions: Sessions
+) -> APIRouter:
+    """Setup, confirm_setup and disable (bearer only): confirmation goes through
+    ``enrolment_flow``, which also hands out a first enrolment's recovery codes.
+
+    Whether the session passed a second factor recently enough to replace or
+    remove an authenticator is read from its claims (``amr`` holds ``mfa`` and
+    ``auth_time`` is at most five minutes old); the service decides what that allows.
+    """
+    router = APIRouter(prefix="/user/totp", route_class=NoStoreRoute, tags=["totp"])
+    current_session = session_dependency(sessions)
+
+    @router.post(
+        "/setup",
+        response_model=TotpSetupBody,
+        responses=error_responses(401, 409, 503),
+        summary="Start enrolling an authenticator app (confirm it with a code)",
+    )
+    async def setup(request: Request, session: Session = Depends(current_session)) -> TotpSetupBody:
+        started = await enrolment.setup(
+            session.user,
+            second_factor_recent=enrolment.recent_second_factor(session.claims),
+            client_address=client_address(request),
+        )
+        return TotpSetupBody(
+            setup_token=started.setup_token,
+            totp_url=started.totp_url,
+            secret=started.secret,
+            qr_svg=started.qr_svg,
+        )
+
+    @router.post(
+        "/confirm_setup",
+        response_model=TotpEnabledBody,
+        response_model_exclude_none=True,
+        responses=error_responses(400, 401, 429, 503),
+        summary="Turn on two-step verification with a code from the app being enrolled",
+    )
+    async def confirm_setup(
+        body: TotpConfirmSetupBody, request: Request, session: Session = Depends(current_session)
+    ) -> TotpEnabledBody:
+        enabled = await enrolment_flow.confirm_setup(
+            session.user,
+            body.user.setup_token,
+            body.user.code,
+            client_address=client_address(request),
+        )
+        return TotpEnabledBody(recovery_codes=list(enabled.recovery_codes) or None)
+
+    @router.post(
+        "/disable",
+        response_model=TotpDisabledBody,
+        responses=error_responses(401, 403, 503),
+        summary="Turn off two-step verification (needs a recent second factor)",
+    )
+    async def disable(
+        request: Request, session: Session = Depends(current_session)
+    ) -> TotpDisabledBody:
+        await enrolment.disable(
+            session.user,
+            second_factor_recent=enrolment.recent_second_factor(session.claims),
+            client_address=client_address(request),
+        )
+        return TotpDisabledBody()
 
     return router

@@ -1,0 +1,83 @@
+"""Enrolling a second factor: what spans the TOTP and recovery-code strategies.
+
+Confirming a TOTP setup turns the authenticator on and, on a first
+enrolment of a user who holds no recovery codes, hands out the first batch:
+both in the confirmation's one write transaction, so a user never has an
+authenticator without the codes that stand in for it (nor codes for an
+authenticator that was not turned on). The codes are in that one answer
+only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+from keystile.errors import AuthenticationFailedError
+from keystile.store import recovery_codes
+from keystile.store.database import Database
+from keystile.store.prepared import Executor
+from keystile.store.users import User
+from keystile.strategies.attempts import Admission
+from keystile.strategies.recovery_code.service import RecoveryCodeService
+from keystile.strategies.totp.enrolment import (
+    Confirmed,
+    Enabled,
+    PendingConfirmation,
+    TotpEnrolment,
+)
+
+
+class EnrolmentFlow:
+    """Confirming a TOTP setup, with the first recovery codes where they are on."""
+
+    def __init__(
+        self, *, db: Database, totp: TotpEnrolment, recovery: RecoveryCodeService | None
+    ) -> None:
+        self._db = db
+        self._totp = totp
+        self._recovery = recovery
+
+    async def confirm_setup(
+        self, user: User, setup_token: str, code: str, *, client_address: str | None = None
+    ) -> Enabled:
+        """Enable the pending authenticator of ``setup_token`` with a ``code`` it made.
+
+        Raises:
+            TooManyAttemptsError: the user's TOTP limit holds (nothing was checked).
+            AuthenticationFailedError: a wrong or malformed code, or a setup token
+                that is unknown, expired, used, another user's or superseded.
+            UnavailableError: the store or the limiter is unreachable.
+        """
+        pending = await self._totp.begin_confirmation(
+            user, setup_token, client_address=client_address
+        )
+        batch = self._recovery.new_batch() if self._recovery is not None else None
+        outcome = await self._db.transact(functools.partial(self._confirm, pending, code, batch))
+        Admission.settle(outcome.wait)
+        if outcome.enabled is None:
+            raise AuthenticationFailedError()
+        self._totp.notify_enabled(user, outcome.enabled)
+        return outcome.enabled
+
+    def _confirm(
+        self,
+        pending: PendingConfirmation,
+        code: str,
+        batch: tuple[list[str], list[str]] | None,
+        conn: Executor,
+    ) -> Confirmed:
+        outcome = self._totp.confirm_in(conn, pending, code)
+        user = pending.user
+        if (
+            outcome.enabled is None
+            or batch is None
+            or self._recovery is None
+            or recovery_codes.has_unused(conn, user.id)
+        ):
+            return outcome
+        shown, normalised = batch
+        self._recovery.store_batch_in(conn, user, normalised, outcome.enabled.at)
+        return dataclasses.replace(
+            outcome, enabled=dataclasses.replace(outcome.enabled, recovery_codes=tuple(shown))
+        )
