@@ -268,6 +268,9 @@ def startup_problems(
     unsafe = configuration_problems(settings, workers=workers)
     if production:
         problems += [str(problem) for problem in unsafe]
+        exposed = database_file_problem(settings)
+        if exposed is not None:
+            problems.append(str(exposed))
     else:  # a zero rate cannot be enforced in any mode
         problems += [str(problem) for problem in rate_problems(settings)]
     if settings.rate_limit_backend == "redis":

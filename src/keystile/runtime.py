@@ -126,10 +126,6 @@ class Runtime:
             )
         except Exception as error:  # SQLAlchemy raises several types for a bad URL
             raise ConfigurationError([f"KEYSTILE_DATABASE_URL: {error}"]) from None
-        exposed = checks.database_file_problem(settings)
-        if exposed is not None and settings.mode == "production":
-            self._db.dispose()
-            raise ConfigurationError([str(exposed)])
         db = self._db
         self._users = UserStore(db)
         self._tokens = TokenStore(db)

@@ -38,7 +38,13 @@ def test_production_refuses_readable_database_file(tmp_path: Path) -> None:
     path = tmp_path / "k.db"
     path.touch()
     path.chmod(0o644)
-    settings = Settings(**KEYS, mode="production", database_url=f"sqlite:///{path}")
+    settings = Settings(
+        **KEYS,
+        mode="production",
+        database_url=f"sqlite:///{path}",
+        sender="smtp",  # so that the file is the one problem of this configuration
+        smtp_host="127.0.0.1",
+    )
     with pytest.raises(ConfigurationError) as caught:
         Runtime(settings)
     (problem,) = caught.value.problems
