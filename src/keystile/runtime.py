@@ -142,6 +142,7 @@ class Runtime:
             tokens=self._tokens,
             clock=self.clock,
             lifetime=timedelta(seconds=settings.access_token_lifetime_seconds),
+            cache_ttl=timedelta(seconds=settings.session_cache_seconds),
         )
         self._audit_trail = AuditTrail(
             self._audit, privacy=settings.audit_client_address, key=self._hashing_keys.current
@@ -371,6 +372,7 @@ class Runtime:
             user=user,
             service_name=self.settings.service_name,
         )
+        self.sessions.forget_user(user.subject)
         return user, done
 
     async def _existing_user(self, email: str) -> User:

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     token_audience: str = Field(default="keystile", min_length=1, max_length=200)
     token_leeway_seconds: int = Field(default=0, ge=0, le=300)
     access_token_lifetime_seconds: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
+    session_cache_seconds: float = Field(default=1.0, ge=0, le=1)
     mfa_token_lifetime_seconds: int = Field(default=300, ge=30, le=300)
     mfa_policy: Literal["optional", "required"] = "optional"
 

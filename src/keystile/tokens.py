@@ -11,7 +11,11 @@ token store, because it needs I/O.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import json
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -111,6 +115,35 @@ class _KeyCheckedOnce(HMACAlgorithm):
         return vetted
 
 
+#: RFC 7515 §2 base64url: the URL-safe alphabet, no padding, no whitespace.
+_BASE64URL: Final = re.compile(rb"[A-Za-z0-9_-]*")
+
+
+def _segment(data: bytes) -> bytes:
+    """One strictly encoded base64url segment of a compact JWS, decoded.
+
+    Refused (``InvalidTokenError``): characters outside the alphabet, padding,
+    an impossible length, and non-canonical trailing bits, so exactly one
+    string encodes each value.
+    """
+    if len(data) % 4 == 1 or _BASE64URL.fullmatch(data) is None:
+        raise InvalidTokenError("malformed token")
+    try:
+        decoded = base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
+    except binascii.Error:
+        raise InvalidTokenError("malformed token") from None
+    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != data:
+        raise InvalidTokenError("malformed token")
+    return decoded
+
+
+def _json(data: bytes) -> object:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise InvalidTokenError("malformed token") from None
+
+
 _REQUIRED_CLAIMS: Final = ("sub", "jti", "iat", "exp", "purpose", "iss", "aud")
 _KNOWN_CLAIMS: Final = frozenset(
     {"iss", "aud", "sub", "jti", "iat", "exp", "purpose", "amr", "auth_time", "ks_strategies"}
@@ -120,9 +153,10 @@ _KNOWN_CLAIMS: Final = frozenset(
 class TokenCodec:
     """Encodes and decodes Keystile JWTs with one signing key ring and issuer.
 
-    Signatures go through PyJWT's JWS layer (an instance of our own that
-    accepts HS256 only, whatever the token's header asks for); the claims are
-    checked here, against the injected ``now``.
+    Tokens are signed through PyJWT's JWS layer (an instance of our own that
+    knows HS256 only) and verified here, HS256 only, whatever the token's
+    header asks for (:meth:`_verified_payload`); the claims are checked here
+    too, against the injected ``now``.
     """
 
     def __init__(
@@ -199,6 +233,45 @@ class TokenCodec:
         )
         return IssuedToken(token=token, claims=claims)
 
+    def _verified_payload(self, token: str) -> object:
+        """The JSON payload of a compact JWS signed HS256 by a ring key (RFC 7515 §5.2).
+
+        Verified here rather than by PyJWT, whose strict base64url check walks
+        each segment character by character in Python and which parses the
+        token twice (once for the ``kid``): two thirds of a token check's CPU.
+        Accepted: exactly three segments, strict base64url, a header object
+        with ``alg`` HS256, a ``kid`` of the ring, no ``crit`` and no ``b64``
+        (extensions Keystile never issues), and an HMAC-SHA256 that matches
+        (compared in constant time). The payload is parsed only after that.
+
+        Raises:
+            InvalidTokenError: anything else.
+        """
+        try:
+            raw = token.encode("ascii")
+        except UnicodeEncodeError:
+            raise InvalidTokenError("malformed token") from None
+        parts = raw.split(b".")
+        if len(parts) != 3:
+            raise InvalidTokenError("malformed token")
+        header_segment, payload_segment, signature_segment = parts
+        header = _json(_segment(header_segment))
+        if not isinstance(header, dict):
+            raise InvalidTokenError("malformed token")
+        if header.get("alg") != ALGORITHM:
+            raise InvalidTokenError("algorithm not allowed")
+        if "crit" in header or "b64" in header:
+            raise InvalidTokenError("unsupported header parameter")
+        kid = header.get("kid")
+        key = self._ring.find(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidTokenError("unknown signing key")
+        signature = _segment(signature_segment)
+        expected = hmac.digest(key.secret.value, header_segment + b"." + payload_segment, "sha256")
+        if not hmac.compare_digest(expected, signature):
+            raise InvalidTokenError("bad signature")
+        return _json(_segment(payload_segment))
+
     def decode(self, token: str, *, purpose: str, now: datetime) -> TokenClaims:
         """Verify signature, issuer, audience, expiry (``now`` + leeway) and purpose.
 
@@ -207,19 +280,7 @@ class TokenCodec:
         """
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidTokenError("token too long")
-        try:
-            header = self._jws.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidTokenError("malformed token") from None
-        kid = header.get("kid")
-        key = self._ring.find(kid) if isinstance(kid, str) else None
-        if key is None:
-            raise InvalidTokenError("unknown signing key")
-        try:
-            verified = self._jws.decode_complete(token, key.secret.value, algorithms=[ALGORITHM])
-            payload = json.loads(verified["payload"])
-        except (jwt.PyJWTError, ValueError):
-            raise InvalidTokenError("bad signature or malformed payload") from None
+        payload = self._verified_payload(token)
         if not isinstance(payload, dict):
             raise InvalidTokenError("payload is not a JSON object")
         missing = [name for name in _REQUIRED_CLAIMS if name not in payload]

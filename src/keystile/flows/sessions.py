@@ -3,6 +3,10 @@
 Every access token's ``jti`` is stored before the token is handed out, so a
 token can be revoked (sign-out) and a token whose row is gone or revoked is
 refused even while its signature and expiry are fine.
+
+A token found live is remembered for up to a second
+(:mod:`keystile.flows.session_cache`): the process that revokes it refuses it
+at once, every other process within that second.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 from keystile.clock import Clock
 from keystile.errors import UnauthenticatedError
+from keystile.flows.session_cache import DEFAULT_MAX_ENTRIES, MAX_TTL, SessionCache, token_key
 from keystile.store import tokens
 from keystile.store.prepared import Executor
 from keystile.store.tokens import TokenStore
@@ -73,12 +78,28 @@ class Sessions:
     """Starts, verifies and ends sessions."""
 
     def __init__(
-        self, *, codec: TokenCodec, tokens: TokenStore, clock: Clock, lifetime: timedelta
+        self,
+        *,
+        codec: TokenCodec,
+        tokens: TokenStore,
+        clock: Clock,
+        lifetime: timedelta,
+        cache_ttl: timedelta = MAX_TTL,
+        cache_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
+        """``cache_ttl`` is how long a token found live is taken as live without asking
+        the database again: the bound within which another process's revocation is
+        seen (at most 1 s; zero asks every time). ``cache_entries`` bounds the memory.
+
+        Raises:
+            ValueError: ``cache_ttl`` or ``cache_entries`` out of range (see
+                :class:`~keystile.flows.session_cache.SessionCache`).
+        """
         self._codec = codec
         self._tokens = tokens
         self._clock = clock
         self._lifetime = lifetime
+        self._cache = SessionCache(clock, ttl=cache_ttl, max_entries=cache_entries)
 
     def prepare(self) -> PendingSession:
         """Decide the id and expiry of a new access token, so a sign-in's transaction can
@@ -152,9 +173,17 @@ class Sessions:
     async def verify(self, token: str) -> Session:
         """The session behind a bearer token.
 
+        A token found live less than ``cache_ttl`` ago (and not yet expired) is
+        answered from memory, without decoding it again or asking the database.
+
         Raises:
             UnauthenticatedError: forged, expired, revoked, or the user is gone.
         """
+        key = token_key(token) if self._cache.enabled else b""
+        remembered = self._cache.get(key) if key else None
+        if remembered is not None:
+            return remembered
+        generation = self._cache.generation
         now = self._clock.now()
         try:
             claims = self._codec.decode(token, purpose=PURPOSE_ACCESS, now=now)
@@ -164,8 +193,26 @@ class Sessions:
         user = await self._tokens.active_user(jti=claims.jti, user_id=user_id, now=now)
         if user is None:
             raise UnauthenticatedError()
-        return Session(user=user, claims=claims)
+        session = Session(user=user, claims=claims)
+        if key:
+            self._cache.put(key, session, checked_at=now, generation=generation)
+        return session
+
+    def forget(self, jti: str) -> None:
+        """A token revoked by another path (a step-up) is refused here from now on."""
+        self._cache.drop(jti)
+
+    def forget_user(self, subject: str) -> None:
+        """Every token of ``subject``, revoked together (an MFA reset), is refused here
+        from now on."""
+        self._cache.drop_subject(subject)
 
     async def end(self, session: Session) -> None:
-        """Revoke the session's token."""
-        await self._tokens.revoke(session.claims.jti, now=self._clock.now())
+        """Revoke the session's token: refused here from now on, elsewhere within
+        ``cache_ttl``."""
+        try:
+            await self._tokens.revoke(session.claims.jti, now=self._clock.now())
+        finally:
+            # After the revocation committed (or failed): a lookup in flight
+            # since before it must not store the token as live again.
+            self._cache.drop(session.claims.jti)

@@ -397,9 +397,13 @@ class SignInFlow:
             raise AuthenticationFailedError()
         admission = await gate.enter("verify", str(pending.user_id), client_address, now=now)
         session = self._sessions.prepare()
-        outcome = await self._db.transact(
-            functools.partial(self._record_second, admission, check, mfa_token, session, reset)
-        )
+        try:
+            outcome = await self._db.transact(
+                functools.partial(self._record_second, admission, check, mfa_token, session, reset)
+            )
+        finally:
+            if reset and pending is not None:  # its other sessions were revoked: here at once
+                self._sessions.forget_user(str(pending.user_id))
         return self._finish(outcome, session, now)
 
     async def _step_up(
@@ -412,9 +416,12 @@ class SignInFlow:
         now = self._clock.now()
         admission = await gate.enter("verify", str(session.user.id), client_address, now=now)
         fresh = self._sessions.prepare()
-        outcome = await self._db.transact(
-            functools.partial(self._record_step_up, admission, check, session, fresh)
-        )
+        try:
+            outcome = await self._db.transact(
+                functools.partial(self._record_step_up, admission, check, session, fresh)
+            )
+        finally:  # the old token is revoked by the step-up: refused here at once
+            self._sessions.forget(session.claims.jti)
         return self._finish(outcome, fresh, now)
 
     def _finish(self, outcome: _Outcome, session: PendingSession, now: datetime) -> Authenticated:
