@@ -231,6 +231,8 @@ class Runtime:
             otp=self.otp,
             totp=self.totp,
             recovery=self.recovery_codes,
+            totp_enrolment=self.totp_enrolment,
+            enrolment=self.enrolment,
             mfa_tokens=MfaTokens(
                 hashing_keys=self._hashing_keys,
                 lifetime=timedelta(seconds=settings.mfa_token_lifetime_seconds),

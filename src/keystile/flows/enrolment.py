@@ -52,21 +52,33 @@ class EnrolmentFlow:
         pending = await self._totp.begin_confirmation(
             user, setup_token, client_address=client_address
         )
-        batch = self._recovery.new_batch() if self._recovery is not None else None
-        outcome = await self._db.transact(functools.partial(self._confirm, pending, code, batch))
+        batch = self.new_batch()
+        outcome = await self._db.transact(
+            functools.partial(self.confirm_in, pending=pending, code=code, batch=batch)
+        )
         Admission.settle(outcome.wait)
         if outcome.enabled is None:
             raise AuthenticationFailedError()
-        self._totp.notify_enabled(user, outcome.enabled)
+        self.notify_enabled(user, outcome.enabled)
         return outcome.enabled
 
-    def _confirm(
+    def new_batch(self) -> tuple[list[str], list[str]] | None:
+        """A batch for a first enrolment, drawn before the transaction (``None``: codes are off)."""
+        return self._recovery.new_batch() if self._recovery is not None else None
+
+    def notify_enabled(self, user: User, enabled: Enabled) -> None:
+        """Tell the user two-step verification is on (never a secret or code)."""
+        self._totp.notify_enabled(user, enabled)
+
+    def confirm_in(
         self,
+        conn: Executor,
+        *,
         pending: PendingConfirmation,
         code: str,
         batch: tuple[list[str], list[str]] | None,
-        conn: Executor,
     ) -> Confirmed:
+        """The confirmation inside the caller's transaction, with a first enrolment's batch."""
         outcome = self._totp.confirm_in(conn, pending, code)
         user = pending.user
         if (

@@ -31,7 +31,8 @@ from typing import Any, Literal
 
 from keystile.clock import Clock
 from keystile.errors import AuthenticationFailedError
-from keystile.flows.mfa_tokens import MfaTokens
+from keystile.flows.enrolment import EnrolmentFlow
+from keystile.flows.mfa_tokens import MfaTokens, PendingSignIn
 from keystile.flows.sessions import Authenticated, PendingSession, Session, Sessions
 from keystile.limits.protection import Attempt
 from keystile.store import recovery_codes, tokens, users
@@ -47,8 +48,14 @@ from keystile.strategies.factors import Claim, FactorCheck, SecondFactorCheck, V
 from keystile.strategies.otp.service import OtpService
 from keystile.strategies.password.service import PasswordService
 from keystile.strategies.recovery_code.service import RecoveryCodeService
+from keystile.strategies.totp.enrolment import (
+    Enabled,
+    PendingConfirmation,
+    TotpEnrolment,
+    TotpSetup,
+)
 from keystile.strategies.totp.service import TotpService
-from keystile.tokens import AMR_MFA
+from keystile.tokens import AMR_MFA, AMR_OTP
 
 MfaPolicy = Literal["optional", "required"]
 
@@ -137,6 +144,8 @@ class SignInFlow:
         otp: OtpService | None,
         totp: TotpService | None = None,
         recovery: RecoveryCodeService | None = None,
+        totp_enrolment: TotpEnrolment | None = None,
+        enrolment: EnrolmentFlow | None = None,
         mfa_tokens: MfaTokens,
         policy: MfaPolicy = "optional",
     ) -> None:
@@ -148,6 +157,8 @@ class SignInFlow:
         self._otp = otp
         self._totp = totp
         self._recovery = recovery
+        self._totp_enrolment = totp_enrolment
+        self._enrolment = enrolment
         self._mfa = mfa_tokens
         self._policy: MfaPolicy = policy
 
@@ -368,6 +379,106 @@ class SignInFlow:
         """
         service = self._recovery_service()
         return await self._step_up(service.gate, service.claim(code), session, client_address)
+
+    # Enrolling before any session exists (the `required` MFA policy).
+
+    async def start_enrolment(
+        self, mfa_token: str, *, client_address: str | None = None
+    ) -> TotpSetup:
+        """Start a TOTP setup for the user of an MFA token held for enrolment.
+
+        Raises:
+            AuthenticationFailedError: an unknown, used, burned or expired MFA
+                token, or one that does not ask for enrolment (``totp_setup``).
+            LookupError: TOTP is turned off.
+        """
+        enrolment = self._enrolment_parts()[0]
+        user, _pending = await self._enrolling_user(mfa_token)
+        return await enrolment.setup(
+            user, second_factor_recent=False, client_address=client_address
+        )
+
+    async def finish_enrolment(
+        self, mfa_token: str, setup_token: str, code: str, *, client_address: str | None = None
+    ) -> Authenticated:
+        """Confirm the setup with a code and finish the sign-in held for enrolment.
+
+        One transaction: the confirmation (counted against the user's TOTP
+        limit; a first enrolment's recovery codes stored), the MFA token used
+        up (or its failure counted) and the session, which carries both
+        factors. The answer's details hold the ``recovery_codes`` to show once.
+
+        Raises:
+            AuthenticationFailedError: the MFA token as in :meth:`start_enrolment`,
+                or a wrong code or setup token.
+            TooManyAttemptsError: the user's TOTP limit holds.
+        """
+        enrolment, flow = self._enrolment_parts()
+        user, _pending = await self._enrolling_user(mfa_token)
+        confirmation = await enrolment.begin_confirmation(
+            user, setup_token, client_address=client_address
+        )
+        batch = flow.new_batch()
+        session = self._sessions.prepare()
+        outcome = await self._db.transact(
+            functools.partial(
+                self._record_enrolment, flow, confirmation, code, batch, mfa_token, session
+            )
+        )
+        result = self._finish(outcome, session, confirmation.admission.attempt.now)
+        enabled = outcome.details.get("enabled")
+        if isinstance(enabled, Enabled):
+            flow.notify_enabled(user, enabled)
+        return result
+
+    def _enrolment_parts(self) -> tuple[TotpEnrolment, EnrolmentFlow]:
+        if self._totp_enrolment is None or self._enrolment is None:
+            raise LookupError("the totp strategy is not enabled")
+        return self._totp_enrolment, self._enrolment
+
+    async def _enrolling_user(self, mfa_token: str) -> tuple[User, PendingSignIn]:
+        now = self._clock.now()
+        pending = await self._db.query(
+            functools.partial(self._mfa.find_in, token=mfa_token, now=now)
+        )
+        if pending is None or "totp_setup" not in pending.methods:
+            raise AuthenticationFailedError()
+        user = await self._db.query(functools.partial(users.find_by_id, user_id=pending.user_id))
+        if user is None:
+            raise AuthenticationFailedError()
+        return user, pending
+
+    def _record_enrolment(
+        self,
+        flow: EnrolmentFlow,
+        confirmation: PendingConfirmation,
+        code: str,
+        batch: tuple[list[str], list[str]] | None,
+        mfa_token: str,
+        session: PendingSession,
+        conn: Executor,
+    ) -> _Outcome:
+        confirmed = flow.confirm_in(conn, pending=confirmation, code=code, batch=batch)
+        if confirmed.wait is not None:
+            return _Outcome(wait=confirmed.wait)
+        now = confirmation.admission.attempt.now
+        pending = self._mfa.find_in(conn, mfa_token, now=now)
+        if pending is None or pending.user_id != confirmation.user.id:
+            # The MFA token died meanwhile: the confirmation stands, the sign-in does not.
+            return _Outcome()
+        if confirmed.enabled is None:
+            self._mfa.fail_in(conn, pending, now=now)
+            return _Outcome()
+        if not self._mfa.use_in(conn, pending, now=now):
+            raise RuntimeError("an MFA token found under the user's lock could not be used")
+        verified = VerifiedFactor(user=confirmation.user, strategy="totp", amr=AMR_OTP, at=now)
+        grant = add_factor(SessionGrant(pending.strategies, pending.amr), verified)
+        self._sessions.store_in(conn, confirmation.user, session)
+        details = {
+            "enabled": confirmed.enabled,
+            "recovery_codes": confirmed.enabled.recovery_codes,
+        }
+        return _Outcome(user=confirmation.user, grant=grant, details=details)
 
     def _totp_service(self) -> TotpService:
         if self._totp is None:

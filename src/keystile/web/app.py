@@ -145,7 +145,9 @@ class Keystile:
             router.include_router(totp_router(runtime.sign_in, runtime.sessions))
         if runtime.totp_enrolment is not None and runtime.enrolment is not None:
             router.include_router(
-                totp_enrolment_router(runtime.totp_enrolment, runtime.enrolment, runtime.sessions)
+                totp_enrolment_router(
+                    runtime.totp_enrolment, runtime.enrolment, runtime.sign_in, runtime.sessions
+                )
             )
         if runtime.recovery_codes is not None:
             router.include_router(recovery_code_router(runtime.sign_in, runtime.sessions))

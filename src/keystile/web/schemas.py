@@ -252,11 +252,13 @@ class TotpSetupBody(BaseModel):
 
 class SetupConfirmation(_Strict):
     setup_token: SetupTokenText
+    mfa_token: MfaTokenText | None = None
     code: CodeText
 
 
 class TotpConfirmSetupBody(_Strict):
-    """``{"user": {"setup_token", "code"}}``: a code from the app being enrolled."""
+    """``{"user": {"setup_token", "code"}}``: a code from the app being enrolled (with a
+    bearer token; or, to finish a sign-in held for enrolment, with its ``mfa_token``)."""
 
     user: SetupConfirmation
 
@@ -273,3 +275,26 @@ class TotpDisabledBody(BaseModel):
     """``{"status": "disabled"}``: the user has no TOTP second factor any more."""
 
     status: Literal["disabled"] = "disabled"
+
+
+class EnrolmentToken(BaseModel):
+    # Setup needs no body with a bearer token: anything but an mfa_token is ignored.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    mfa_token: MfaTokenText | None = None
+
+
+class TotpSetupRequest(BaseModel):
+    """``{"user": {"mfa_token"}}``: set up for a sign-in held for enrolment (no bearer token)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    user: EnrolmentToken = EnrolmentToken()
+
+
+class EnrolledBody(AuthenticatedBody):
+    """A sign-in held for enrolment, finished by confirming the setup: the session, and on a
+    first enrolment the recovery codes (shown this once)."""
+
+    status: Literal["enabled"] = "enabled"
+    recovery_codes: list[str] | None = None

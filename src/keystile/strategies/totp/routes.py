@@ -18,10 +18,12 @@ from keystile.web.guards import client_address, session_dependency, verify_beare
 from keystile.web.responses import NoStoreRoute, error_responses
 from keystile.web.schemas import (
     AuthenticatedBody,
+    EnrolledBody,
     TotpConfirmSetupBody,
     TotpDisabledBody,
     TotpEnabledBody,
     TotpSetupBody,
+    TotpSetupRequest,
     TotpVerifyBody,
 )
 
@@ -53,10 +55,17 @@ def totp_router(sign_in_flow: SignInFlow, sessions: Sessions) -> APIRouter:
 
 
 def totp_enrolment_router(
-    enrolment: TotpEnrolment, enrolment_flow: EnrolmentFlow, sessions: Sessions
+    enrolment: TotpEnrolment,
+    enrolment_flow: EnrolmentFlow,
+    sign_in_flow: SignInFlow,
+    sessions: Sessions,
 ) -> APIRouter:
-    """Setup, confirm_setup and disable (bearer only): confirmation goes through
-    ``enrolment_flow``, which also hands out a first enrolment's recovery codes.
+    """Setup, confirm_setup and disable: confirmation goes through ``enrolment_flow``,
+    which also hands out a first enrolment's recovery codes.
+
+    With a bearer token they act for the signed-in user. Under the ``required`` MFA
+    policy a sign-in is held for enrolment: setup and confirm_setup then take its
+    ``mfa_token`` instead, and confirming finishes the sign-in (``sign_in_flow``).
 
     Whether the session passed a second factor recently enough to replace or
     remove an authenticator is read from its claims (``amr`` holds ``mfa`` and
@@ -71,12 +80,19 @@ def totp_enrolment_router(
         responses=error_responses(401, 409, 503),
         summary="Start enrolling an authenticator app (confirm it with a code)",
     )
-    async def setup(request: Request, session: Session = Depends(current_session)) -> TotpSetupBody:
-        started = await enrolment.setup(
-            session.user,
-            second_factor_recent=enrolment.recent_second_factor(session.claims),
-            client_address=client_address(request),
-        )
+    async def setup(request: Request, body: TotpSetupRequest | None = None) -> TotpSetupBody:
+        address = client_address(request)
+        if body is not None and body.user.mfa_token is not None:
+            started = await sign_in_flow.start_enrolment(
+                body.user.mfa_token, client_address=address
+            )
+        else:
+            session = await verify_bearer(sessions, request.headers.get("authorization"))
+            started = await enrolment.setup(
+                session.user,
+                second_factor_recent=enrolment.recent_second_factor(session.claims),
+                client_address=address,
+            )
         return TotpSetupBody(
             setup_token=started.setup_token,
             totp_url=started.totp_url,
@@ -86,19 +102,28 @@ def totp_enrolment_router(
 
     @router.post(
         "/confirm_setup",
-        response_model=TotpEnabledBody,
+        response_model=TotpEnabledBody | EnrolledBody,
         response_model_exclude_none=True,
         responses=error_responses(400, 401, 429, 503),
         summary="Turn on two-step verification with a code from the app being enrolled",
     )
     async def confirm_setup(
-        body: TotpConfirmSetupBody, request: Request, session: Session = Depends(current_session)
-    ) -> TotpEnabledBody:
+        body: TotpConfirmSetupBody, request: Request
+    ) -> TotpEnabledBody | EnrolledBody:
+        address = client_address(request)
+        fields = body.user
+        if fields.mfa_token is not None:
+            result = await sign_in_flow.finish_enrolment(
+                fields.mfa_token, fields.setup_token, fields.code, client_address=address
+            )
+            codes = result.details.get("recovery_codes")
+            return EnrolledBody(
+                **AuthenticatedBody.of(result).model_dump(),
+                recovery_codes=list(codes) if isinstance(codes, tuple) and codes else None,
+            )
+        session = await verify_bearer(sessions, request.headers.get("authorization"))
         enabled = await enrolment_flow.confirm_setup(
-            session.user,
-            body.user.setup_token,
-            body.user.code,
-            client_address=client_address(request),
+            session.user, fields.setup_token, fields.code, client_address=address
         )
         return TotpEnabledBody(recovery_codes=list(enabled.recovery_codes) or None)
 
