@@ -18,6 +18,8 @@ from keystile.flows.sessions import Authenticated
 from keystile.flows.sign_in import SecondFactorRequired
 from keystile.runtime import Runtime
 from keystile.settings import Settings
+from keystile.store.database import Database
+from keystile.strategies.totp.rotation import rotate_secrets
 from tests.strategies.totp.helpers import oathtool
 
 pytestmark = pytest.mark.anyio
@@ -200,3 +202,42 @@ async def test_required_policy_holds_a_user_without_second_factor_for_setup(
             await runtime.sign_in.totp(challenge.mfa_token, "000000")
     finally:
         await runtime.aclose()
+
+
+async def test_a_code_used_for_the_second_factor_is_refused_for_step_up(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Replay is refused on every path: the code that finished the sign-in cannot step up."""
+    secret = await testing.enrol_totp(runtime, EMAIL)
+    code = oathtool(secret, clock.now())
+    signed_in = await runtime.sign_in.totp((await first_factor(runtime)).mfa_token, code)
+    session = await runtime.sessions.verify(signed_in.token)
+    with pytest.raises(AuthenticationFailedError):
+        await runtime.sign_in.step_up_totp(session, code)
+
+
+async def test_keys_rotate_leaves_every_user_able_to_sign_in(
+    make_settings: Callable[..., Settings], clock: ManualClock
+) -> None:
+    """Secrets resealed under a new encryption key (the old one then removed): TOTP still works."""
+    old_key, new_key = "e" * 40, "n" * 40
+    before = Runtime(make_settings(encryption_keys=(old_key,)), clock=clock)
+    try:
+        await before.password.create_user(EMAIL, PASSWORD)
+        secret = await testing.enrol_totp(before, EMAIL)
+    finally:
+        await before.aclose()
+    both = make_settings(encryption_keys=(new_key, old_key))
+    db = Database(both.database_url)
+    try:
+        report = rotate_secrets(db, both.ring("encryption_keys"))
+    finally:
+        db.dispose()
+    assert report.moved == 1
+    after = Runtime(make_settings(encryption_keys=(new_key,)), clock=clock)
+    try:
+        challenge = await first_factor(after)
+        result = await after.sign_in.totp(challenge.mfa_token, oathtool(secret, clock.now()))
+        assert result.strategies == ("password", "totp")
+    finally:
+        await after.aclose()
