@@ -10,16 +10,11 @@ transaction (see :mod:`keystile.store.tokens`).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, update
-
 from keystile.store import tokens
-from keystile.store.prepared import Executor, Prepared
-from keystile.store.tables import tokens as token_rows
-from keystile.store.types import UTCDateTime
+from keystile.store.prepared import Executor
 
 PURPOSE = "password_registration"
 
@@ -45,22 +40,6 @@ def replace_pending(
     )
 
 
-@functools.cache
-def _consume(candidates: int) -> Prepared:
-    return Prepared(
-        update(token_rows)
-        .where(
-            token_rows.c.jti.in_([bindparam(f"id{index}") for index in range(candidates)]),
-            token_rows.c.purpose == PURPOSE,
-            token_rows.c.subject == bindparam("subject"),
-            token_rows.c.revoked_at.is_(None),
-            token_rows.c.expires_at > bindparam("now", type_=UTCDateTime()),
-        )
-        .values(revoked_at=bindparam("used_at", type_=UTCDateTime()))
-        .returning(token_rows.c.extra)
-    )
-
-
 def consume_pending(
     conn: Executor, *, identity: str, code_ids: Sequence[str], now: datetime
 ) -> str | None:
@@ -68,9 +47,6 @@ def consume_pending(
 
     One conditional ``UPDATE … RETURNING``: of parallel confirmations exactly one wins.
     """
-    values: dict[str, object] = {"subject": identity, "now": now, "used_at": now}
-    values.update({f"id{index}": code_id for index, code_id in enumerate(code_ids)})
-    row = _consume(len(code_ids)).first(conn, values)
-    if row is None or not isinstance(row[0], dict):
-        return None
-    return str(row[0]["password_hash"])
+    extra = tokens.consume_token(conn, code_ids, purpose=PURPOSE, subject=identity, now=now)
+    password_hash = extra.get("password_hash") if extra is not None else None
+    return password_hash if isinstance(password_hash, str) else None
