@@ -6,7 +6,8 @@ registration on so that every route is mounted). Schemathesis reads
 operation, checking each answer against the document: no server error, only
 documented statuses, content types and bodies, schema-valid data accepted and
 invalid data refused, 405 with ``Allow`` for other methods. It runs once
-without credentials and once with a valid bearer token; with the token,
+without credentials and once with a valid bearer token of a session that passed
+a second factor (a recovery code, after enrolling TOTP through the API); with the token,
 signing out (which revokes it) has a run and a token of its own, so the other
 operations really see a signed-in caller.
 """
@@ -17,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -25,6 +27,7 @@ import pytest
 from keystile.identity import InvalidIdentityError, normalize_email
 from keystile.web.schemas import EMAIL_DOMAIN_PATTERN
 from tests.servers import keystile_server
+from tests.strategies.totp.helpers import oathtool
 
 EMAIL = "alice@example.com"
 PASSWORD = "a long enough password"
@@ -75,10 +78,39 @@ def run_schemathesis(cwd: Path, base: str, *options: str) -> str:
     return output
 
 
-def sign_in(base: str) -> str:
+def first_factor(base: str) -> dict[str, object]:
     response = httpx.post(
         f"{base}/auth/user/password/sign_in",
         json={"user": {"email": EMAIL, "password": PASSWORD}},
+        timeout=20,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def enrol(base: str) -> list[str]:
+    """Give the account TOTP through the API; its first recovery codes."""
+    token = first_factor(base)["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    started = httpx.post(f"{base}/auth/user/totp/setup", headers=headers, timeout=20).json()
+    code = oathtool(str(started["secret"]), int(time.time()))
+    confirm = {"user": {"setup_token": started["setup_token"], "code": code}}
+    enabled = httpx.post(
+        f"{base}/auth/user/totp/confirm_setup", headers=headers, json=confirm, timeout=20
+    )
+    assert enabled.status_code == 200, enabled.text
+    codes: list[str] = enabled.json()["recovery_codes"]
+    return codes
+
+
+def sign_in(base: str, recovery_code: str) -> str:
+    """A session that passed a second factor just now (routes guarded by a recent second
+    factor, such as TOTP disable and recovery-code generate, really see a caller)."""
+    held = first_factor(base)
+    response = httpx.post(
+        f"{base}/auth/user/recovery_code/verify",
+        json={"user": {"mfa_token": held["mfa_token"], "code": recovery_code}},
         timeout=20,
     )
     assert response.status_code == 200, response.text
@@ -110,7 +142,8 @@ def test_the_whole_document_holds_without_and_with_a_bearer_token(tmp_path: Path
     with keystile_server(tmp_path, SERVER_ENV) as base:
         # Both tokens first: fuzzing learns the address from /auth/me and may then use up
         # its sign-in limit (429) with wrong passwords, as an attacker would.
-        token, sign_out_token = sign_in(base), sign_in(base)
+        codes = enrol(base)
+        token, sign_out_token = sign_in(base, codes[0]), sign_in(base, codes[1])
 
         run_schemathesis(tmp_path, base)
         signed_in = run_schemathesis(

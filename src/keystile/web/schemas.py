@@ -13,6 +13,7 @@ from keystile.flows.sessions import Authenticated, Session
 from keystile.flows.sign_in import SecondFactorRequired
 from keystile.identity import MAX_EMAIL_LENGTH
 from keystile.strategies.password.config import MIN_PASSWORD_LENGTH
+from keystile.strategies.recovery_code.core import DEFAULT_LENGTH as DEFAULT_RECOVERY_CODE_LENGTH
 
 
 def _any_case(word: str) -> str:
@@ -202,9 +203,24 @@ class TotpVerifyBody(_Strict):
     user: TotpVerifyFields
 
 
+#: A recovery code as typed: the default 16 Crockford base32 symbols (any case; I, L
+#: and O read as 1, 1 and 0; U is not a symbol), with any spaces and hyphens between.
+#: The OpenAPI document states the rule the service applies, so schema-valid input is
+#: never refused as malformed (with a custom KEYSTILE_RECOVERY_CODE_LENGTH the service
+#: applies that length instead).
+RecoveryCodeText = Annotated[
+    str,
+    StringConstraints(
+        strict=True,
+        max_length=64,
+        pattern=rf"^[ -]*(?:[0-9A-TV-Za-tv-z][ -]*){{{DEFAULT_RECOVERY_CODE_LENGTH}}}$",
+    ),
+]
+
+
 class RecoveryVerifyFields(_Strict):
     mfa_token: MfaTokenText | None = None
-    code: CodeText
+    code: RecoveryCodeText
 
 
 class RecoveryVerifyBody(_Strict):
