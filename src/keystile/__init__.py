@@ -23,6 +23,7 @@ if _typing.TYPE_CHECKING:
         InvalidRequestError,
         KeystileError,
         NotFoundError,
+        RecoveryCodesRequiredError,
         SchemaOutdatedError,
         TooManyAttemptsError,
         UnauthenticatedError,
@@ -39,6 +40,7 @@ if _typing.TYPE_CHECKING:
     from keystile.web.app import Keystile, create_app
     from keystile.web.authentication import SessionAuthenticationBackend, SessionUser
     from keystile.web.errors import GuardError
+    from keystile.web.recovery import RequireRecoveryCodesMiddleware, recovery_code_available
 
 __version__ = "0.1.0"
 
@@ -62,6 +64,8 @@ _EXPORTS: dict[str, str] = {
     "AlreadyEnrolledError": "keystile.errors",
     "Message": "keystile.senders.base",
     "NotFoundError": "keystile.errors",
+    "RecoveryCodesRequiredError": "keystile.errors",
+    "RequireRecoveryCodesMiddleware": "keystile.web.recovery",
     "Runtime": "keystile.runtime",
     "SchemaOutdatedError": "keystile.errors",
     "SendError": "keystile.senders.base",
@@ -79,6 +83,7 @@ _EXPORTS: dict[str, str] = {
     "load_settings": "keystile.settings",
     "normalize_email": "keystile.identity",
     "normalize_identity": "keystile.identity",
+    "recovery_code_available": "keystile.web.recovery",
 }
 
 __all__ = [
@@ -99,6 +104,8 @@ __all__ = [
     "ManualClock",
     "Message",
     "NotFoundError",
+    "RecoveryCodesRequiredError",
+    "RequireRecoveryCodesMiddleware",
     "Runtime",
     "SchemaOutdatedError",
     "SecondFactorRequired",
@@ -118,6 +125,7 @@ __all__ = [
     "load_settings",
     "normalize_email",
     "normalize_identity",
+    "recovery_code_available",
 ]
 
 

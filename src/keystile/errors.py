@@ -16,6 +16,9 @@ ends a request.
      +-- InsufficientAuthenticationError
      |                 insufficient_authentication (a guard wants a second factor or a more
      |                                              recent sign-in; acr_values, max_age)
+     +-- RecoveryCodesRequiredError
+     |                 recovery_codes_required     (a route guarded by require_recovery_codes,
+     |                                              and the user holds no unused code)
      +-- AlreadyRegisteredError    already_registered    (password registration, explicit opt-in)
      +-- AlreadyEnrolledError      already_enrolled      (TOTP setup while TOTP is active)
      +-- TooManyAttemptsError      too_many_attempts     (a brute-force limit holds; retry_after)
@@ -101,6 +104,18 @@ class InsufficientAuthenticationError(KeystileError):
         self.max_age = max_age
         self.acr_values = acr_values
         super().__init__(message)
+
+
+class RecoveryCodesRequiredError(KeystileError):
+    """The route wants the user to hold recovery codes, and they hold no unused one.
+
+    Raised by the ``require_recovery_codes`` guard (:mod:`keystile.web.recovery`):
+    the user should generate codes (``POST /auth/user/recovery_code/generate``,
+    or the setup page) before going on.
+    """
+
+    code = "recovery_codes_required"
+    default_message = "Set up recovery codes before going on."
 
 
 class AlreadyRegisteredError(KeystileError):

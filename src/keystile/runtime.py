@@ -19,6 +19,7 @@ from keystile.flows import mfa_admin
 from keystile.flows.enrolment import EnrolmentFlow
 from keystile.flows.mfa_admin import MfaReset, MfaStatus
 from keystile.flows.mfa_tokens import MfaTokens
+from keystile.flows.notices import Notices
 from keystile.flows.sessions import Sessions
 from keystile.flows.sign_in import SignInFlow
 from keystile.limits.database import DatabaseRateLimiter
@@ -222,6 +223,12 @@ class Runtime:
             self.enrolment = EnrolmentFlow(
                 db=db, totp=self.totp_enrolment, recovery=self.recovery_codes
             )
+        self.notices = Notices(
+            dispatcher=self._dispatcher,
+            audit=self._audit_trail,
+            clock=self.clock,
+            service_name=settings.service_name,
+        )
         self.sign_in = SignInFlow(
             db=db,
             sessions=self.sessions,
@@ -238,6 +245,7 @@ class Runtime:
                 lifetime=timedelta(seconds=settings.mfa_token_lifetime_seconds),
             ),
             policy=settings.mfa_policy,
+            notices=self.notices,
         )
 
     def _build_limiter(self) -> RateLimiter:

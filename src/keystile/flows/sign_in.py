@@ -33,6 +33,7 @@ from keystile.clock import Clock
 from keystile.errors import AuthenticationFailedError
 from keystile.flows.enrolment import EnrolmentFlow
 from keystile.flows.mfa_tokens import MfaTokens, PendingSignIn
+from keystile.flows.notices import Notices
 from keystile.flows.sessions import Authenticated, PendingSession, Session, Sessions
 from keystile.limits.protection import Attempt
 from keystile.store import recovery_codes, tokens, users
@@ -148,6 +149,7 @@ class SignInFlow:
         enrolment: EnrolmentFlow | None = None,
         mfa_tokens: MfaTokens,
         policy: MfaPolicy = "optional",
+        notices: Notices | None = None,
     ) -> None:
         self._db = db
         self._sessions = sessions
@@ -161,6 +163,7 @@ class SignInFlow:
         self._enrolment = enrolment
         self._mfa = mfa_tokens
         self._policy: MfaPolicy = policy
+        self._notices = notices
 
     async def password(
         self, email: str, password: str, *, client_address: str | None = None
@@ -515,7 +518,9 @@ class SignInFlow:
         finally:
             if reset and pending is not None:  # its other sessions were revoked: here at once
                 self._sessions.forget_user(str(pending.user_id))
-        return self._finish(outcome, session, now)
+        result = self._finish(outcome, session, now)
+        self._notify(check.strategy, result, reset=reset)
+        return result
 
     async def _step_up(
         self,
@@ -533,7 +538,20 @@ class SignInFlow:
             )
         finally:  # the old token is revoked by the step-up: refused here at once
             self._sessions.forget(session.claims.jti)
-        return self._finish(outcome, fresh, now)
+        result = self._finish(outcome, fresh, now)
+        self._notify(check.strategy, result, reset=False)
+        return result
+
+    def _notify(self, strategy: str, result: Authenticated, *, reset: bool) -> None:
+        """After the commit: tell the user a recovery code was used (or reset their MFA)."""
+        if self._notices is None or strategy != "recovery_code":
+            return
+        if reset:
+            self._notices.mfa_reset_with_recovery_code(result.user)
+            return
+        remaining = result.details.get("recovery_codes_remaining")
+        count = remaining if isinstance(remaining, int) else 0
+        self._notices.recovery_code_used(result.user, count)
 
     def _finish(self, outcome: _Outcome, session: PendingSession, now: datetime) -> Authenticated:
         Admission.settle(outcome.wait)

@@ -303,3 +303,79 @@ def mfa_reset_message(*, to: str, reset_at: datetime, service_name: str = "Keyst
         text=_MFA_RESET_TEXT.format(**values),
         html=_MFA_RESET_HTML.format(**{name: escape(value) for name, value in values.items()}),
     )
+
+
+# Recovery-code notices. They say how many codes remain, never a code: a mailbox
+# may be what the attacker holds, so codes are shown once, on screen, and never mailed.
+
+
+def recovery_code_used_message(
+    *, to: str, remaining: int, at: datetime, service_name: str = "Keystile"
+) -> Message:
+    """The notice that a recovery code was used (a second factor or a step-up), and how
+    many unused codes remain. Never carries a code.
+
+    Raises:
+        ValueError: ``at`` is naive, or ``remaining`` is negative.
+    """
+    if remaining < 0:
+        raise ValueError("remaining must not be negative")
+    if remaining == 0:
+        left = "No recovery codes remain: generate new ones now."
+    elif remaining == 1:
+        left = "1 recovery code remains."
+    else:
+        left = f"{remaining} recovery codes remain."
+    return _notice(
+        to=to,
+        subject=f"A recovery code was used on your {service_name} account",
+        headline=f"A recovery code was used to verify your {service_name} account; {left}",
+        detail=(
+            "Each recovery code works once. If you lost your authenticator app, set it up "
+            "again, and generate new recovery codes when few are left."
+        ),
+        at=at,
+        service=service_name,
+    )
+
+
+def recovery_codes_generated_message(
+    *, to: str, at: datetime, service_name: str = "Keystile"
+) -> Message:
+    """The notice that new recovery codes were generated (the earlier ones stopped
+    working). Never carries a code.
+
+    Raises:
+        ValueError: ``at`` is naive.
+    """
+    return _notice(
+        to=to,
+        subject=f"New recovery codes for your {service_name} account",
+        headline=f"New recovery codes were generated for your {service_name} account.",
+        detail="The recovery codes you had before no longer work.",
+        at=at,
+        service=service_name,
+    )
+
+
+def recovery_mfa_reset_message(*, to: str, at: datetime, service_name: str = "Keystile") -> Message:
+    """The notice that two-step verification was reset with a recovery code: the
+    authenticator and the remaining codes removed, other sessions signed out.
+
+    Raises:
+        ValueError: ``at`` is naive.
+    """
+    return _notice(
+        to=to,
+        subject=f"Two-step verification was reset on your {service_name} account",
+        headline=(
+            f"Two-step verification was reset with a recovery code on your {service_name} account."
+        ),
+        detail=(
+            "Your authenticator app and your remaining recovery codes no longer work, and "
+            "every other device signed in to the account was signed out. Signing in now asks "
+            "for one factor only: set up two-step verification again."
+        ),
+        at=at,
+        service=service_name,
+    )

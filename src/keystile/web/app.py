@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -16,9 +16,11 @@ from keystile.clock import Clock
 from keystile.errors import SchemaOutdatedError
 from keystile.runtime import Extensions, Runtime
 from keystile.settings import Settings
+from keystile.store.users import User
 from keystile.strategies.otp.routes import otp_router
 from keystile.strategies.password.routes import password_router
 from keystile.strategies.recovery_code.routes import recovery_code_router
+from keystile.strategies.recovery_code.service import RecoveryCodeService
 from keystile.strategies.totp.routes import totp_enrolment_router, totp_router
 from keystile.web.assurance import (
     Endpoint,
@@ -34,6 +36,12 @@ from keystile.web.edge import EdgeMiddleware
 from keystile.web.errors import GuardError, install_error_handlers, on_guard_error
 from keystile.web.guards import session_dependency, user_dependency
 from keystile.web.mailbox import mailbox_router
+from keystile.web.recovery import (
+    DEFAULT_SETUP_PATH,
+    HALT,
+    MissingCodesPolicy,
+    recovery_codes_dependency,
+)
 from keystile.web.session_routes import session_router
 
 logger = logging.getLogger("keystile")
@@ -134,6 +142,45 @@ class Keystile:
         return recent_auth_required(self.runtime.clock, max_age, second_factor=second_factor)
 
     @property
+    def recovery_codes(self) -> RecoveryCodeService | None:
+        """The recovery-code strategy (its ``config``, ``generate``, ``status``), or
+        ``None`` when recovery codes are turned off."""
+        return self.runtime.recovery_codes
+
+    async def recovery_codes_configured(self, user: User) -> bool:
+        """Whether ``user`` holds at least one unused recovery code (always False when
+        recovery codes are turned off: a stored batch no longer works then).
+
+        Raises:
+            UnavailableError: the database cannot be reached.
+        """
+        service = self.runtime.recovery_codes
+        return service is not None and await service.has_unused(user)
+
+    def require_recovery_codes(
+        self, on_missing: str = HALT, setup_path: str = DEFAULT_SETUP_PATH
+    ) -> Callable[..., Awaitable[User | None]]:
+        """A FastAPI dependency that makes a signed-in user hold an unused recovery code
+        (see :mod:`keystile.web.recovery`); it gives the user, or ``None`` to a caller
+        without a valid bearer token (let through: pair it with :attr:`require_user`).
+
+        ::
+
+            @app.get("/billing", dependencies=[Depends(keystile.require_recovery_codes())])
+            async def billing() -> ...: ...
+
+        ``on_missing``: ``"halt"`` (403 ``recovery_codes_required``),
+        ``"redirect_to_setup"`` (303 to ``setup_path``) or a path to answer 303 to;
+        a JSON caller always gets the 403.
+
+        Raises:
+            ValueError: ``on_missing`` or ``setup_path`` is neither a mode nor a path.
+        """
+        policy = MissingCodesPolicy(on_missing=on_missing, setup_path=setup_path)
+        configured = self.recovery_codes_configured if self.recovery_codes is not None else None
+        return recovery_codes_dependency(self.runtime.sessions, configured, policy)
+
+    @property
     def router(self) -> APIRouter:
         """Every Keystile route, under ``settings.route_prefix``."""
         router = APIRouter(prefix=self.settings.route_prefix, lifespan=self._ensure_prepared)
@@ -150,7 +197,15 @@ class Keystile:
                 )
             )
         if runtime.recovery_codes is not None:
-            router.include_router(recovery_code_router(runtime.sign_in, runtime.sessions))
+            router.include_router(
+                recovery_code_router(
+                    runtime.sign_in,
+                    runtime.sessions,
+                    runtime.recovery_codes,
+                    clock=runtime.clock,
+                    notices=runtime.notices,
+                )
+            )
         router.include_router(session_router(self.runtime.sessions))
         return router
 

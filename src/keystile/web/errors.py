@@ -42,6 +42,7 @@ STATUS_BY_CODE: Final[dict[str, int]] = {
     "authentication_failed": 401,
     "unauthenticated": 401,
     "insufficient_authentication": 403,
+    "recovery_codes_required": 403,
     "not_found": 404,
     "already_registered": 409,
     "already_enrolled": 409,

@@ -15,7 +15,11 @@ from keystile.web.schemas import ErrorBody
 _DESCRIPTIONS = {
     400: "`invalid_request`: malformed JSON, missing or mistyped fields (`fields` says which).",
     401: "`authentication_failed` or `unauthenticated`.",
-    403: "`insufficient_authentication`: the session lacks a recent enough second factor.",
+    403: (
+        "`insufficient_authentication`: the session lacks a recent enough second factor "
+        "(or, behind `require_recovery_codes`, `recovery_codes_required`: the user holds no "
+        "unused recovery code)."
+    ),
     404: "`not_found`.",
     409: "`already_registered`, or `already_enrolled` (TOTP is already on).",
     429: "`too_many_attempts`: a brute-force limit holds; see `Retry-After`.",

@@ -314,3 +314,25 @@ class EnrolledBody(AuthenticatedBody):
 
     status: Literal["enabled"] = "enabled"
     recovery_codes: list[str] | None = None
+
+
+# Recovery codes: generate and status (strategies/recovery_code/routes.py).
+
+
+class RecoveryCodesBody(BaseModel):
+    """``POST /user/recovery_code/generate``: the new codes, shown this once."""
+
+    recovery_codes: list[str] = Field(
+        description="The new codes (XXXX-XXXX-XXXX-XXXX); every earlier code stopped working."
+    )
+    generated_at: datetime
+
+
+class RecoveryCodeStatusBody(BaseModel):
+    """``GET /user/recovery_code/status``: how many of the user's codes remain."""
+
+    configured: bool = Field(description="The user holds a batch (used up or not).")
+    remaining: int = Field(description="Unused codes.")
+    total: int = Field(description="Codes in the batch, used or not.")
+    generated_at: datetime | None = Field(description="When the batch was generated.")
+    low: bool = Field(description="Few codes remain (2 or fewer): time to generate new ones.")

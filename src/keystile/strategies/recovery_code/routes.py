@@ -1,4 +1,5 @@
-"""The recovery-code strategy's routes: verify (second factor or step-up) and MFA reset.
+"""The recovery-code strategy's routes: verify (second factor or step-up), MFA reset,
+generate and status.
 
 ``POST {prefix}/user/recovery_code/verify`` with ``{"user": {"mfa_token", "code"}}``
 finishes a sign-in held for a second factor; with a bearer token and
@@ -6,23 +7,61 @@ finishes a sign-in held for a second factor; with a bearer token and
 code) signs in with one factor and removes the second. Answers carry
 ``recovery_code_used_at`` and ``recovery_codes_remaining`` (and the new
 ``recovery_code`` when codes rotate on use).
+
+``POST …/generate`` (bearer, a second factor passed within
+:data:`RECENT_SECOND_FACTOR`) answers 201 with a new batch, shown this once,
+that replaced every earlier code in one transaction; the user is told by a
+notice (which never holds a code). ``GET …/status`` (bearer) says how many
+codes remain.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from datetime import timedelta
+from typing import Final
 
+from fastapi import APIRouter, Depends, Request
+
+from keystile.clock import Clock
 from keystile.errors import UnauthenticatedError
-from keystile.flows.sessions import Sessions
+from keystile.flows.notices import Notices
+from keystile.flows.sessions import Session, Sessions
 from keystile.flows.sign_in import SignInFlow
-from keystile.web.guards import client_address, verify_bearer
+from keystile.strategies.recovery_code.service import RecoveryCodeService
+from keystile.web.assurance import recent_auth_dependency
+from keystile.web.guards import client_address, session_dependency, verify_bearer
 from keystile.web.responses import NoStoreRoute, error_responses
-from keystile.web.schemas import AuthenticatedBody, RecoveryAuthenticatedBody, RecoveryVerifyBody
+from keystile.web.schemas import (
+    AuthenticatedBody,
+    RecoveryAuthenticatedBody,
+    RecoveryCodesBody,
+    RecoveryCodeStatusBody,
+    RecoveryVerifyBody,
+)
+
+#: How recently a session must have passed a second factor to generate codes: a
+#: password-only or stale session must not be able to replace a user's codes.
+RECENT_SECOND_FACTOR: Final = timedelta(minutes=5)
 
 
-def recovery_code_router(sign_in_flow: SignInFlow, sessions: Sessions) -> APIRouter:
-    """Verify and reset; the flow does the work."""
+def recovery_code_router(
+    sign_in_flow: SignInFlow,
+    sessions: Sessions,
+    recovery: RecoveryCodeService,
+    *,
+    clock: Clock,
+    notices: Notices | None = None,
+) -> APIRouter:
+    """Verify, reset, generate and status; the flow and the service do the work.
+
+    ``clock`` judges how recent a second factor is; ``notices`` (when given)
+    tells the user a new batch was generated.
+    """
     router = APIRouter(prefix="/user/recovery_code", route_class=NoStoreRoute, tags=["recovery"])
+    current_session = session_dependency(sessions)
+    recent_second_factor = recent_auth_dependency(
+        current_session, clock, RECENT_SECOND_FACTOR, second_factor=True
+    )
 
     @router.post(
         "/verify",
@@ -57,5 +96,34 @@ def recovery_code_router(sign_in_flow: SignInFlow, sessions: Sessions) -> APIRou
             body.user.mfa_token, body.user.code, client_address=client_address(request)
         )
         return AuthenticatedBody.of(result)
+
+    @router.post(
+        "/generate",
+        status_code=201,
+        response_model=RecoveryCodesBody,
+        responses=error_responses(401, 403, 503),
+        summary="Replace the user's recovery codes by a new batch (a recent second factor)",
+    )
+    async def generate(session: Session = Depends(recent_second_factor)) -> RecoveryCodesBody:
+        batch = await recovery.generate(session.user)
+        if notices is not None:
+            notices.recovery_codes_generated(session.user)
+        return RecoveryCodesBody(recovery_codes=list(batch.codes), generated_at=batch.generated_at)
+
+    @router.get(
+        "/status",
+        response_model=RecoveryCodeStatusBody,
+        responses=error_responses(401, 503),
+        summary="How many of the user's recovery codes remain",
+    )
+    async def status(session: Session = Depends(current_session)) -> RecoveryCodeStatusBody:
+        found = await recovery.status(session.user)
+        return RecoveryCodeStatusBody(
+            configured=found.configured,
+            remaining=found.remaining,
+            total=found.total,
+            generated_at=found.generated_at,
+            low=found.low,
+        )
 
     return router

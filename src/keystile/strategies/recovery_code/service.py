@@ -158,3 +158,7 @@ class RecoveryCodeService:
             generated_at=found.generated_at,
             low=found.remaining <= self.config.low_threshold,
         )
+
+    async def has_unused(self, user: User) -> bool:
+        """Whether ``user`` holds at least one unused code (the guard's question: one probe)."""
+        return await self._db.query(functools.partial(recovery_codes.has_unused, user_id=user.id))
