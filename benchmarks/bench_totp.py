@@ -1,9 +1,9 @@
 """Benchmark the TOTP step (``POST /auth/user/totp/verify``) and the password + TOTP sign-in.
 
     .venv/bin/python benchmarks/bench_totp.py [--mode step] [--seconds 10] [--connections 16]
-        [--workers 1] [--users N] [--margin 2]
+        [--workers 1] [--users N] [--margin 3]
     .venv/bin/python benchmarks/bench_totp.py --mode flow [--clients 16] [--seconds 10]
-        [--workers 1] [--users N] [--margin 2] [--keep-alive]
+        [--workers 1] [--users N] [--margin 3] [--keep-alive]
 
 Every user has an active TOTP authenticator (``keystile.testing.enrol_totp``) and a random
 password; each is used for one sign-in only, because a code's time step is accepted once
@@ -40,14 +40,19 @@ error), 2 when the benchmark could not run.
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import math
+import os
 import secrets
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -115,8 +120,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--margin",
         type=float,
-        default=2.0,
-        help="seed this many times the users the probe rate would use (default 2)",
+        default=3.0,
+        help="seed this many times the users the probe rate would use (default 3)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "python"),
+        default="wrk",
+        help="flow mode: wrk with a Lua script, or a Python thread pool like allauth's client",
     )
     parser.add_argument(
         "--keep-alive",
@@ -127,6 +138,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     check_load_options(parser, args)
     if args.clients < 1:
         parser.error("need --clients >= 1")
+    if args.keep_alive and args.client == "python":
+        parser.error("--keep-alive is for --client wrk (the Python client connects per request)")
     if args.users is not None and args.users < 2:
         parser.error("need --users >= 2")
     if args.margin < 1:
@@ -225,6 +238,27 @@ def code_step(valid_for_seconds: float, *, now: float | None = None) -> int:
     if (current + 2) * PERIOD - now >= valid_for_seconds:
         return current
     return current + 1
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its children, from ``/proc``.
+
+    As allauth's ``bench.py`` counts its gunicorn master and workers, so "server CPU per
+    flow" compares the servers' work whatever each client costs.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 # --- checks -----------------------------------------------------------------------------------
@@ -339,6 +373,7 @@ def run_step(args: argparse.Namespace, workdir: Path, env: Mapping[str, str]) ->
                 f"measuring POST {VERIFY} for {args.seconds} s with {args.connections} connections"
             )
             script = verify_script(workdir, run_accounts, valid_for=args.seconds + 15, name="run")
+            cpu_before = server_cpu_seconds(server.pid)
             verify = run_wrk(
                 server.url(VERIFY),
                 label=f"POST {VERIFY}",
@@ -347,11 +382,13 @@ def run_step(args: argparse.Namespace, workdir: Path, env: Mapping[str, str]) ->
                 script=script,
                 timeout_seconds=WRK_TIMEOUT_SECONDS,
             )
+            server_cpu = server_cpu_seconds(server.pid) - cpu_before
             token_age = time.monotonic() - seeding_started
     print(
         f"measured run: {verify.requests} verifies over {run_count} held sign-ins "
         f"(each usable once); the oldest mfa_token was at most {token_age:.0f} s old at the end "
-        f"(lifetime {MFA_TOKEN_LIFETIME_SECONDS} s)"
+        f"(lifetime {MFA_TOKEN_LIFETIME_SECONDS} s); server CPU "
+        f"{1000 * server_cpu / max(verify.requests, 1):.2f} ms per verify"
     )
     status = report(
         f"POST {VERIFY} (the TOTP step of a held sign-in, a fresh user per request) "
@@ -393,7 +430,19 @@ class FlowResult:
     """The sum of the two request times of every completed flow."""
     password_failures: int
     verify_failures: int
-    wrk: WrkResult
+    wrk: WrkResult | None
+    """wrk's own figures (``--client wrk``); ``None`` for the Python client."""
+    server_cpu_seconds: float
+
+    @property
+    def socket_errors(self) -> int:
+        """wrk's socket errors (the Python client counts a failed connection as a failure)."""
+        return self.wrk.socket_errors.total if self.wrk is not None else 0
+
+    @property
+    def server_cpu_ms_per_flow(self) -> float:
+        """Server CPU (all its processes) per completed flow, milliseconds."""
+        return 1000.0 * self.server_cpu_seconds / max(self.flows, 1)
 
     @property
     def flows(self) -> int:
@@ -416,7 +465,8 @@ class FlowResult:
     @property
     def problems(self) -> list[str]:
         """Why these figures are worthless; empty when they are sound."""
-        found = [problem for problem in self.wrk.problems if problem != "no request completed"]
+        wrk_problems = self.wrk.problems if self.wrk is not None else []
+        found = [problem for problem in wrk_problems if problem != "no request completed"]
         if self.flows == 0:
             found.append("no flow completed")
         if self.password_failures:
@@ -570,7 +620,7 @@ def flow_script(
     return LuaScript(script_path, threads, len(accounts)), out_path
 
 
-def read_flows(path: Path, *, label: str, wrk: WrkResult) -> FlowResult:
+def read_flows(path: Path, *, label: str, wrk: WrkResult, server_cpu: float) -> FlowResult:
     """The figures the flow script's ``done()`` wrote to ``path``.
 
     Raises:
@@ -592,7 +642,9 @@ def read_flows(path: Path, *, label: str, wrk: WrkResult) -> FlowResult:
             verify_failures += int(failed_verify)
         else:
             latencies.append(float(line) / 1000.0)
-    return FlowResult(label, duration, latencies, password_failures, verify_failures, wrk)
+    return FlowResult(
+        label, duration, latencies, password_failures, verify_failures, wrk, server_cpu
+    )
 
 
 def run_flows(
@@ -605,11 +657,16 @@ def run_flows(
     clients: int,
     headers: Mapping[str, str],
     name: str,
+    client: str = "wrk",
 ) -> FlowResult:
-    """One wrk run of sign-in flows, ``clients`` at once, over ``accounts``."""
+    """One run of sign-in flows, ``clients`` at once, over ``accounts``: by wrk, or by
+    :func:`python_flows` when ``client`` is ``python``."""
+    if client == "python":
+        return python_flows(server, accounts, label=label, seconds=seconds, clients=clients)
     script, out_path = flow_script(
         workdir, accounts, threads=clients, valid_for=seconds + 15, headers=headers, name=name
     )
+    cpu_before = server_cpu_seconds(server.pid)
     result = run_wrk(
         server.url(SIGN_IN),
         label=label,
@@ -619,7 +676,87 @@ def run_flows(
         script=script,
         timeout_seconds=WRK_TIMEOUT_SECONDS,
     )
-    return read_flows(out_path, label=label, wrk=result)
+    server_cpu = server_cpu_seconds(server.pid) - cpu_before
+    return read_flows(out_path, label=label, wrk=result, server_cpu=server_cpu)
+
+
+def python_flows(
+    server: Server, accounts: Sequence[Account], *, label: str, seconds: int, clients: int
+) -> FlowResult:
+    """Sign-in flows by a Python thread pool, the client of allauth's ``bench.py``.
+
+    ``clients`` threads take the next account until ``seconds`` have passed or none is
+    left; each request opens its own ``http.client.HTTPConnection`` and is timed from
+    before it to its read answer; the code is computed after the password step for the
+    time step of that moment, as allauth's client does. The client's cost (Python, on the
+    same cores as the server) is in the figures, as it is in allauth's.
+    """
+    split = urlsplit(server.base_url)
+    host, port = split.hostname or "127.0.0.1", split.port or 80
+    lock = threading.Lock()
+    pending = iter(accounts)
+    latencies: list[float] = []
+    failures = {"password": 0, "verify": 0}
+    deadline = time.perf_counter() + seconds
+
+    def post(path: str, body: object) -> tuple[int, dict[str, object], float]:
+        started = time.perf_counter()
+        connection = http.client.HTTPConnection(host, port, timeout=60)
+        try:
+            connection.request(
+                "POST", path, body=compact_json(body), headers={"Content-Type": "application/json"}
+            )
+            answer = connection.getresponse()
+            raw, status = answer.read(), answer.status
+        finally:
+            connection.close()
+        elapsed = time.perf_counter() - started
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = {}
+        return status, data if isinstance(data, dict) else {}, elapsed
+
+    def flow(account: Account) -> None:
+        try:
+            status, data, first = post(
+                SIGN_IN, {"user": {"email": account.email, "password": account.password}}
+            )
+            token = data.get("mfa_token")
+            if status != 200 or not isinstance(token, str):
+                raise LookupError("password")
+            code = account.code(int(time.time()) // PERIOD)
+            status, data, second = post(VERIFY, {"user": {"mfa_token": token, "code": code}})
+            if status != 200 or not data.get("token"):
+                raise LookupError("verify")
+        except (LookupError, OSError, http.client.HTTPException) as error:
+            step = "password" if str(error) == "password" else "verify"
+            with lock:
+                failures[step] += 1
+            return
+        with lock:
+            latencies.append(1000.0 * (first + second))
+
+    def worker() -> None:
+        while True:
+            with lock:
+                account = next(pending, None)
+            if account is None or time.perf_counter() > deadline:
+                return
+            flow(account)
+
+    cpu_before = server_cpu_seconds(server.pid)
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    server_cpu = server_cpu_seconds(server.pid) - cpu_before
+    return FlowResult(
+        label, wall, latencies, failures["password"], failures["verify"], None, server_cpu
+    )
 
 
 def run_flow(args: argparse.Namespace, workdir: Path, env: Mapping[str, str]) -> int:
@@ -627,6 +764,8 @@ def run_flow(args: argparse.Namespace, workdir: Path, env: Mapping[str, str]) ->
     clients = args.clients
     headers = {} if args.keep_alive else {"Connection": "close"}
     connection = "keep-alive" if args.keep_alive else "a new connection per request"
+    if args.client == "python":
+        connection = "Python thread-pool client (allauth's), a new connection per request"
     with seeding_runtime(env) as runtime:
         check = seed_accounts(runtime, emails(CHECK_TAG, 1), with_tokens=False)[0]
         probe_accounts = seed_accounts(
@@ -645,6 +784,7 @@ def run_flow(args: argparse.Namespace, workdir: Path, env: Mapping[str, str]) ->
                 clients=clients,
                 headers=headers,
                 name="probe",
+                client=args.client,
             )
             if probe.problems:
                 progress(f"the probe run had errors ({', '.join(probe.problems)})")
@@ -678,6 +818,7 @@ def run_flow(args: argparse.Namespace, workdir: Path, env: Mapping[str, str]) ->
                     clients=clients,
                     headers=headers,
                     name="warmup",
+                    client=args.client,
                 )
             progress(f"measuring the flows for {args.seconds} s with {clients} clients")
             flows = run_flows(
@@ -689,6 +830,7 @@ def run_flow(args: argparse.Namespace, workdir: Path, env: Mapping[str, str]) ->
                 clients=clients,
                 headers=headers,
                 name="run",
+                client=args.client,
             )
     return report_flows(args, bare, flows, run_count, rate, connection, server.log_path)
 
@@ -709,7 +851,7 @@ def report_flows(
     )
     print(describe_environment())
     print(
-        f"{args.workers} worker(s) · {args.clients} clients (wrk threads = connections) · "
+        f"{args.workers} worker(s) · {args.clients} clients · "
         f"{connection} · {args.seconds} s after {args.warmup} s warm-up · SQLite · "
         f"rate-limit backend {RATE_LIMIT_BACKEND} · hash preset {HASH_PRESET} · "
         f"{run_count} measured users (probe {probe_rate:.0f} flows/s)"
@@ -728,7 +870,7 @@ def report_flows(
     print(
         f"{'flows (2 requests)':<22}  {flows.flows_per_second:>9.1f}  "
         f"{flows.percentile(50):>8.2f}  {flows.percentile(99):>8.2f}  {flows.flows:>9}  "
-        f"{failed:>7}  {flows.wrk.socket_errors.total:>13}"
+        f"{failed:>7}  {flows.socket_errors:>13}"
     )
     print()
     failures = [
@@ -747,7 +889,8 @@ def report_flows(
         return 1
     print(
         f"measured run: {flows.flows} flows over {run_count} users; "
-        f"{2 * flows.flows_per_second:.1f} requests/s in flows"
+        f"{2 * flows.flows_per_second:.1f} requests/s in flows; "
+        f"server CPU {flows.server_cpu_ms_per_flow:.2f} ms per flow"
     )
     per_bare = flows.flows_per_second / bare.requests_per_second
     print(
