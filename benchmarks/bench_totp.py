@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_totp.py [--mode step] [--seconds 10] [--connections 16]
         [--workers 1] [--users N] [--margin 3]
     .venv/bin/python benchmarks/bench_totp.py --mode flow [--clients 16] [--seconds 10]
-        [--workers 1] [--users N] [--margin 3] [--keep-alive]
+        [--workers 1] [--users N] [--margin 3] [--client {wrk,python}] [--keep-alive]
 
 Every user has an active TOTP authenticator (``keystile.testing.enrol_totp``) and a random
 password; each is used for one sign-in only, because a code's time step is accepted once
@@ -30,8 +30,11 @@ flow (allauth's percentile rule). The client is wrk with a Lua script (one threa
 connection per client, so the per-thread Lua state is the client's state): it reads the
 ``mfa_token`` from the first answer and sends the precomputed code for that user. Like
 allauth's client, each request opens a new connection (``Connection: close``) unless
-``--keep-alive``. The bare route is loaded with the same threads, connections and
-connection handling in the same run.
+``--keep-alive``. ``--client python`` runs the flows from a Python thread pool with
+``http.client`` instead, allauth's own kind of client (:func:`python_flows`). The bare
+route is loaded by wrk with the same threads, connections and connection handling in the
+same run. Both modes print the server's CPU (user + system, all its processes) per verify
+or per flow, as allauth's ``bench.py`` does.
 
 Exits 1 when a measured run answered errors (any non-2xx, a flow that failed, or a socket
 error), 2 when the benchmark could not run.
