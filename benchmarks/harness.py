@@ -529,16 +529,16 @@ def write_body_cycle_script(
         raise ValueError(f"need at least {threads} bodies (one per wrk thread), got {count}")
     all_headers = {"Content-Type": "application/json", **(headers or {})}
     header_lines = "\n".join(
-        f"  [{_lua_string(key)}] = {_lua_string(value)}," for key, value in all_headers.items()
+        f"  [{lua_string(key)}] = {lua_string(value)}," for key, value in all_headers.items()
     )
     script = f"""\
 -- Written by benchmarks/harness.py (write_body_cycle_script): {method} {path},
 -- one body per request from {data_path.name}, wrk thread k of {threads} taking lines
 -- k, k + {threads}, ... and starting over at the end of its share.
 local threads = {threads}
-local method = {_lua_string(method)}
-local path = {_lua_string(path)}
-local bodies_file = {_lua_string(str(data_path))}
+local method = {lua_string(method)}
+local path = {lua_string(path)}
+local bodies_file = {lua_string(str(data_path))}
 local script_headers = {{
 {header_lines}
 }}
@@ -574,7 +574,7 @@ end
     return LuaScript(script_path, threads, count)
 
 
-def _lua_string(text: str) -> str:
+def lua_string(text: str) -> str:
     """A Lua string literal for ``text``: printable ASCII as is, every other byte escaped."""
     parts = [
         chr(byte) if 32 <= byte < 127 and byte not in (34, 92) else f"\\{byte:03d}"
