@@ -10,6 +10,7 @@ another row and still open.
 from __future__ import annotations
 
 import base64
+import functools
 import secrets
 
 from cryptography.exceptions import InvalidTag
@@ -34,11 +35,18 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _aes_key(key: Key) -> AESGCM:
+@functools.lru_cache(maxsize=64)
+def _aes(secret: bytes) -> AESGCM:
+    # Derived once per configured key (HKDF each time cost more than the AES itself);
+    # bounded, and only ever holds keys of the process's own rings.
     derived = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"keystile/sealing/v1"
-    ).derive(key.secret.value)
+    ).derive(secret)
     return AESGCM(derived)
+
+
+def _aes_key(key: Key) -> AESGCM:
+    return _aes(key.secret.value)
 
 
 def seal(ring: KeyRing, plaintext: bytes, *, context: str) -> str:
