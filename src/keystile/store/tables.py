@@ -137,5 +137,6 @@ recovery_codes = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("used_at", UTCDateTime(), nullable=True),
     Index(None, "code_hash", unique=True),
-    Index(None, "user_id", "used_at"),
+    # user_id alone: a verification's UPDATE of used_at then touches no index.
+    Index(None, "user_id"),
 )
