@@ -112,6 +112,18 @@ def _daily_guess_odds(settings: Settings) -> float | None:
     return attempts_per_day / code_space(ALPHABETS[settings.otp_characters], settings.otp_length)
 
 
+def _daily_totp_odds(settings: Settings) -> float | None:
+    """A guesser's chance per account per day against TOTP: the attempts a day allows
+    (the rate, capped by the daily failure limit) times the codes accepted at once."""
+    match = _RATE.match(settings.totp_rate)
+    if match is None or int(match.group(2)) < 1:
+        return None
+    per_day = int(match.group(1)) * 86400 / (int(match.group(2)) * _UNITS[match.group(3)])
+    attempts = min(per_day, settings.totp_max_failures_per_day)
+    accepted = 2 * settings.totp_window + 1
+    return attempts * accepted * 10.0**-settings.totp_digits
+
+
 def configuration_problems(settings: Settings, *, workers: int = 1) -> list[Problem]:
     """Every unsafe setting in ``settings`` (empty when the configuration is safe).
 
@@ -160,6 +172,16 @@ def configuration_problems(settings: Settings, *, workers: int = 1) -> list[Prob
                 "KEYSTILE_OTP_SIGN_IN_RATE",
                 f"allows a guesser a {odds:.2e} chance per identity per day (limit "
                 f"{MAX_DAILY_GUESS_ODDS:.0e}): lower the rate or raise KEYSTILE_OTP_LENGTH",
+            )
+        )
+    totp_odds = _daily_totp_odds(settings)
+    if settings.totp_enabled and totp_odds is not None and totp_odds > MAX_DAILY_GUESS_ODDS:
+        problems.append(
+            Problem(
+                "KEYSTILE_TOTP_MAX_FAILURES_PER_DAY",
+                f"with KEYSTILE_TOTP_RATE, KEYSTILE_TOTP_WINDOW and KEYSTILE_TOTP_DIGITS this "
+                f"allows a guesser a {totp_odds:.2e} chance per account per day (limit "
+                f"{MAX_DAILY_GUESS_ODDS:.0e}): lower it, narrow the window or use 8 digits",
             )
         )
     seen: dict[str, str] = {}
@@ -289,6 +311,11 @@ def startup_problems(
                 "KEYSTILE_SENDER: the console sender prints codes in clear and is for "
                 "development only; choose smtp or webhook in production"
             )
+    if settings.mfa_policy == "required" and not settings.totp_enabled:
+        problems.append(
+            "KEYSTILE_MFA_POLICY: `required` needs a second factor to enrol in: set "
+            "KEYSTILE_TOTP_ENABLED=true or the policy to `optional`"
+        )
     if settings.totp_enabled:
         problems += totp_configuration_problems(totp_config_from_settings(settings))
     if settings.recovery_codes_enabled:

@@ -204,7 +204,7 @@ class Runtime:
         if settings.totp_enabled:
             totp_config = config_from_settings(settings)
             # One gate for verify, step-up and enrolment: one per-user TOTP limit.
-            totp_gate = self._gate("totp", self._per_user_guard(parse_rate(totp_config.rate)))
+            totp_gate = self._gate("totp", self._totp_guard(parse_rate(totp_config.rate)))
             encryption_keys = settings.ring("encryption_keys")
             self.totp = TotpService(
                 config=totp_config, gate=totp_gate, encryption_keys=encryption_keys
@@ -302,6 +302,20 @@ class Runtime:
         # strategy (second step, step-up, enrolment), all counted as "verify".
         protection = RateLimitProtection(self._limiter, {"verify": rate})
         return BruteForceGuard([protection, *self._extensions.hooks])
+
+    def _totp_guard(self, rate: Rate) -> BruteForceGuard:
+        # The rate limits bursts; failures are also capped per day, so a six-digit code
+        # holds against patient guessing (the odds are checked at start-up). Both
+        # count inside the attempt's transaction with the database backends.
+        per_day = AuditLogProtection(
+            self._audit,
+            max_failures=self.settings.totp_max_failures_per_day,
+            window=timedelta(days=1),
+            protected=frozenset({"verify"}),
+            counted=frozenset({"verify", "step_up", "confirm_setup"}),
+        )
+        guard = self._per_user_guard(rate)
+        return BruteForceGuard([*guard.protections, per_day])
 
     def _otp_guard(self) -> BruteForceGuard:
         settings = self.settings

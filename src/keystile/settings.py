@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     #: The name authenticator apps show; ``None`` uses ``service_name``.
     totp_issuer: str | None = Field(default=None, min_length=1, max_length=100)
     totp_rate: RateText = "5/5m"
+    totp_max_failures_per_day: int = Field(default=20, ge=1, le=100)
     recovery_codes_enabled: bool = True
     recovery_code_batch_size: int = Field(default=10, ge=1, le=100)
     recovery_code_length: int = Field(default=16, ge=1, le=64)

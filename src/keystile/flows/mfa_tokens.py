@@ -40,6 +40,8 @@ class PendingSignIn:
         amr: the first factor's RFC 8176 values.
         methods: what may finish the sign-in (``totp``, ``recovery_code``, ``totp_setup``).
         expires_at: when the token dies.
+        password_hash: a new password waiting for the second factor
+            (see :meth:`MfaTokens.issue_in`).
     """
 
     jti: str
@@ -48,6 +50,7 @@ class PendingSignIn:
     amr: tuple[str, ...]
     methods: tuple[str, ...]
     expires_at: datetime
+    password_hash: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +77,22 @@ class MfaTokens:
         amr: tuple[str, ...],
         methods: tuple[str, ...],
         now: datetime,
+        password_hash: str | None = None,
     ) -> IssuedMfaToken:
-        """Store a new MFA token for a first factor that passed; return it (once)."""
+        """Store a new MFA token for a first factor that passed; return it (once).
+
+        ``password_hash``: a new password the first factor proved the right to
+        set (a confirmed registration), given to the account only when the
+        second factor succeeds.
+        """
         token = secrets.token_urlsafe(32)
+        extra: dict[str, object] = {
+            "strategies": list(strategies),
+            "amr": list(amr),
+            "methods": list(methods),
+        }
+        if password_hash is not None:
+            extra["password_hash"] = password_hash
         tokens.insert_token(
             conn,
             jti=keyed_hash(self._ring.current, PURPOSE, token),
@@ -84,7 +100,7 @@ class MfaTokens:
             subject=str(user_id),
             now=now,
             expires_at=now + self._lifetime,
-            extra={"strategies": list(strategies), "amr": list(amr), "methods": list(methods)},
+            extra=extra,
         )
         return IssuedMfaToken(token=token, expires_in=int(self._lifetime.total_seconds()))
 
@@ -105,6 +121,9 @@ class MfaTokens:
                     amr=tuple(extra.get("amr", ())),
                     methods=tuple(extra.get("methods", ())),
                     expires_at=expires_at.astimezone(UTC),
+                    password_hash=(
+                        str(extra["password_hash"]) if "password_hash" in extra else None
+                    ),
                 )
         return None
 

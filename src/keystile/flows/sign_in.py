@@ -32,6 +32,7 @@ from typing import Any, Literal
 from keystile.clock import Clock
 from keystile.errors import AuthenticationFailedError
 from keystile.flows.enrolment import EnrolmentFlow
+from keystile.flows.mfa_tokens import PURPOSE as MFA_PURPOSE
 from keystile.flows.mfa_tokens import MfaTokens, PendingSignIn
 from keystile.flows.notices import Notices
 from keystile.flows.sessions import Authenticated, PendingSession, Session, Sessions
@@ -127,6 +128,8 @@ class _Outcome:
     user: User | None = None
     grant: SessionGrant | None = None
     challenge: SecondFactorRequired | None = None
+    #: The user's other sessions were ended (a password change): forget them here too.
+    signed_out: bool = False
     details: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -227,6 +230,8 @@ class SignInFlow:
             return outcome.challenge
         if outcome.user is None or outcome.grant is None:
             raise AuthenticationFailedError()
+        if outcome.signed_out:
+            self._sessions.forget_user(outcome.user.subject)
         return self._sessions.complete(
             outcome.user, pending, strategies=outcome.grant.strategies, amr=outcome.grant.amr
         )
@@ -269,6 +274,8 @@ class SignInFlow:
         )
         if verified is None or decision is None:
             return _Outcome()
+        new_password = verified.details.get("password_hash")
+        new_password = new_password if isinstance(new_password, str) else None
         if isinstance(decision, SecondFactorNeeded):
             issued = self._mfa.issue_in(
                 conn,
@@ -277,21 +284,41 @@ class SignInFlow:
                 amr=decision.first.amr,
                 methods=decision.methods,
                 now=attempt.now,
+                password_hash=new_password,
             )
             challenge = SecondFactorRequired(
                 mfa_token=issued.token, expires_in=issued.expires_in, methods=decision.methods
             )
             return _Outcome(user=verified.user, challenge=challenge)
+        signed_out = self._change_password(conn, verified.user, new_password, attempt.now)
         self._sessions.store_in(conn, verified.user, pending)
-        return _Outcome(user=verified.user, grant=decision)
+        return _Outcome(user=verified.user, grant=decision, signed_out=signed_out)
+
+    @staticmethod
+    def _change_password(
+        conn: Executor, user: User, password_hash: str | None, now: datetime
+    ) -> bool:
+        """Give the account a new password, ending its other sessions; whether it did.
+
+        Called once the sign-in that proved the right to it is complete, before
+        the new session's row is stored (so that session is not among those ended).
+        """
+        if password_hash is None:
+            return False
+        users.set_password_hash(conn, user.id, password_hash, now=now)
+        tokens.revoke_live(conn, subject=user.subject, purpose="access", now=now)
+        return True
 
     def _second_factors(self, conn: Executor, user: User) -> tuple[str, ...]:
         """The second-factor methods ``user`` has (read in the sign-in's transaction).
 
         Recovery codes stand in for the authenticator: they are offered only
-        beside an active one (a reset removes both).
+        beside an active one (a reset removes both). A stored authenticator
+        holds the sign-in even while TOTP is turned off (fails closed: the
+        user must finish with a recovery code, or not at all); turning the
+        strategy off never turns anyone's second factor off.
         """
-        if self._totp is None or authenticators.get_active(conn, user.id) is None:
+        if authenticators.get_active(conn, user.id) is None:
             return ()
         if self._recovery is not None and recovery_codes.has_unused(conn, user.id):
             return ("totp", "recovery_code")
@@ -519,6 +546,8 @@ class SignInFlow:
             if reset and pending is not None:  # its other sessions were revoked: here at once
                 self._sessions.forget_user(str(pending.user_id))
         result = self._finish(outcome, session, now)
+        if outcome.signed_out:
+            self._sessions.forget_user(result.user.subject)
         self._notify(check.strategy, result, reset=reset)
         return result
 
@@ -605,10 +634,18 @@ class SignInFlow:
             authenticators.delete_for_user(conn, user.id)
             recovery_codes.delete_for_user(conn, user.id)
             tokens.revoke_live(conn, subject=user.subject, purpose="access", now=attempt.now)
+            # Sign-ins held for the removed factor must not be finished by a new one.
+            tokens.revoke_live(conn, subject=user.subject, purpose=MFA_PURPOSE, now=attempt.now)
             self._sessions.store_in(conn, user, session)
             return _Outcome(user=user, grant=first)
+        signed_out = self._change_password(conn, user, pending.password_hash, attempt.now)
         self._sessions.store_in(conn, user, session)
-        return _Outcome(user=user, grant=add_factor(first, verified), details=verified.details)
+        return _Outcome(
+            user=user,
+            grant=add_factor(first, verified),
+            details=verified.details,
+            signed_out=signed_out,
+        )
 
     def _record_step_up(
         self,
@@ -652,7 +689,9 @@ class SignInFlow:
                 action=action,
                 success=verified is not None,
                 now=attempt.now,
-                identity=user.email if user is not None else None,
+                # A second factor's attempts are keyed by the user id (the MFA token
+                # names no email), so its failure limits find them under that key.
+                identity=attempt.identity,
                 subject=user.subject if user is not None else attempt.identity,
                 client_address=attempt.client_address,
             ),

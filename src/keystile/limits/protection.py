@@ -182,6 +182,10 @@ class AuditLogProtection:
     max_failures: int = 5
     window: timedelta = timedelta(minutes=5)
     protected: frozenset[str] = frozenset({"sign_in"})
+    #: The audited actions whose failures count (default: the protected ones). A second
+    #: factor's attempts are all counted as ``verify`` but audited as what they were
+    #: (``verify``, ``step_up``, ``confirm_setup``).
+    counted: frozenset[str] | None = None
 
     #: The actions it protects by default: failed sign-ins are what it counts.
     protected_actions: ClassVar[frozenset[str]] = frozenset({"sign_in"})
@@ -207,7 +211,7 @@ class AuditLogProtection:
             strategy=attempt.strategy,
             since=attempt.now - self.window,
             n=self.max_failures,
-            actions=self.protected,
+            actions=self.counted or self.protected,
         )
         return self._wait(nth, attempt.now)
 
@@ -220,7 +224,7 @@ class AuditLogProtection:
             strategy=attempt.strategy,
             since=attempt.now - self.window,
             n=self.max_failures,
-            actions=self.protected,
+            actions=self.counted or self.protected,
         )
         return self._wait(nth, attempt.now)
 
@@ -236,7 +240,8 @@ class HookProtection(_CountsOnItsOwn):
     """A custom decision: ``hook(attempt)`` returns (or awaits to) True to allow."""
 
     hook: Callable[[Attempt], HookResult]
-    protected: frozenset[str] = frozenset({"request", "sign_in"})
+    #: Every action of every strategy by default (second factors count as ``verify``).
+    protected: frozenset[str] = frozenset({"request", "sign_in", "register", "verify"})
     retry_after: int = 60
 
     @property

@@ -223,6 +223,17 @@ class RecoveryVerifyFields(_Strict):
     code: RecoveryCodeText
 
 
+class RecoveryResetFields(_Strict):
+    mfa_token: MfaTokenText
+    code: RecoveryCodeText
+
+
+class RecoveryResetBody(_Strict):
+    """``{"user": {"mfa_token", "code"}}``: reset the second factor of a sign-in held for it."""
+
+    user: RecoveryResetFields
+
+
 class RecoveryVerifyBody(_Strict):
     """``{"user": {"mfa_token", "code"}}`` (second factor, MFA reset) or ``{"user": {"code"}}``
     with a bearer token (step-up)."""

@@ -262,13 +262,15 @@ def test_reset_mfa_leaves_one_factor_that_can_enrol_again(app: App) -> None:
 
 
 def test_reset_mfa_needs_an_mfa_token(app: App) -> None:
-    """reset_mfa with a code and no mfa_token: 401 unauthenticated; nothing is removed."""
+    """reset_mfa with a code and no mfa_token: a missing field, 400 invalid_request naming
+    it (API.md's error table); nothing is removed."""
     codes = app.user()
     answer = app.client.post(
         "/auth/user/recovery_code/reset_mfa", json={"user": {"code": codes[0]}}
     )
-    assert answer.status_code == 401
-    assert answer.json()["error"] == "unauthenticated"
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_request"
+    assert "user.mfa_token" in answer.json()["fields"]
     assert len(app.rows("SELECT id FROM keystile_totp_authenticators")) == 1
 
 

@@ -102,10 +102,12 @@ class ConfirmationCheck:
         return self
 
     def verify(self, conn: Executor, now: datetime) -> VerifiedFactor | None:
-        """Move the pending password onto the account, creating it if needed.
+        """Use up the pending registration; a new account gets its password at once.
 
-        The code proves the address, so an existing account's password is
-        replaced.
+        For an existing account the code proves the address, and the new
+        password is handed on (``details["password_hash"]``): the flow gives
+        it to the account once the sign-in is complete, after the second
+        factor for a user who has one, and ends the account's other sessions.
         """
         password_hash = registrations.consume_pending(
             conn, identity=self.identity, code_ids=self.code_ids, now=now
@@ -115,9 +117,14 @@ class ConfirmationCheck:
         user = users.find_by_email(conn, self.identity)
         if user is None:
             user = users.insert_user(conn, self.identity, password_hash=password_hash, now=now)
-        else:
-            users.set_password_hash(conn, user.id, password_hash, now=now)
-        return VerifiedFactor(user=user, strategy=STRATEGY, amr=AMR_PASSWORD, at=now)
+            return VerifiedFactor(user=user, strategy=STRATEGY, amr=AMR_PASSWORD, at=now)
+        return VerifiedFactor(
+            user=user,
+            strategy=STRATEGY,
+            amr=AMR_PASSWORD,
+            at=now,
+            details={"password_hash": password_hash},
+        )
 
 
 class PasswordService:

@@ -23,7 +23,6 @@ from typing import Final
 from fastapi import APIRouter, Depends, Request
 
 from keystile.clock import Clock
-from keystile.errors import UnauthenticatedError
 from keystile.flows.notices import Notices
 from keystile.flows.sessions import Session, Sessions
 from keystile.flows.sign_in import SignInFlow
@@ -36,6 +35,7 @@ from keystile.web.schemas import (
     RecoveryAuthenticatedBody,
     RecoveryCodesBody,
     RecoveryCodeStatusBody,
+    RecoveryResetBody,
     RecoveryVerifyBody,
 )
 
@@ -89,9 +89,7 @@ def recovery_code_router(
         responses=error_responses(400, 401, 429, 503),
         summary="Sign in with a recovery code and remove the second factor (re-enrol after)",
     )
-    async def reset_mfa(body: RecoveryVerifyBody, request: Request) -> AuthenticatedBody:
-        if body.user.mfa_token is None:
-            raise UnauthenticatedError()
+    async def reset_mfa(body: RecoveryResetBody, request: Request) -> AuthenticatedBody:
         result = await sign_in_flow.reset_mfa(
             body.user.mfa_token, body.user.code, client_address=client_address(request)
         )
