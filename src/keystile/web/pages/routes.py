@@ -587,7 +587,8 @@ class Pages:
             """After a recovery code: the account page names the codes left and suggests a new
             authenticator; a code handed out in exchange (rotation) is shown in this answer."""
             replacement = result.details.get("recovery_code")
-            location = with_next(paths["account"], next_path)
+            onward = safe_next(next_path)
+            location = with_next(paths["account"], onward if onward != paths["account"] else None)
             if not isinstance(replacement, str):
                 return await self._start_session(request, result, location)
             response = await account_page(

@@ -1,0 +1,60 @@
+"""Fixtures of the browser tests: one Chromium and one ``keystile serve`` for the module.
+
+Without Chromium (or Playwright) the tests fail in CI (``CI=true``) and are skipped elsewhere,
+as tests/servers.py does for PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, sync_playwright
+
+from tests.servers import unavailable
+from tests.web.pages.browser import Server, keystile_serve, launch
+
+_emails = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """Debian's Chromium, headless, writing only under the test's tmp folder."""
+    base = tmp_path_factory.mktemp("chromium")
+    with sync_playwright() as playwright:
+        try:
+            chromium = launch(playwright, base)
+        except FileNotFoundError as error:
+            unavailable(str(error))
+            raise
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real ``keystile serve`` (development mode: the dev mailbox is on)."""
+    with keystile_serve(tmp_path_factory.mktemp("serve")) as running:
+        yield running
+
+
+@pytest.fixture
+def email() -> str:
+    """A fresh address for each test, so tests share the server but no account."""
+    return f"user{next(_emails)}@example.com"
+
+
+@pytest.fixture(params=[True, False], ids=["js", "nojs"])
+def context(request: pytest.FixtureRequest, browser: Browser) -> Iterator[BrowserContext]:
+    """A browser context with JavaScript on, then off."""
+    created = browser.new_context(java_script_enabled=request.param, accept_downloads=True)
+    yield created
+    created.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where a test keeps its screenshots (the QR code)."""
+    return tmp_path / "shots"
