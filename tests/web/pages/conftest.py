@@ -7,6 +7,7 @@ as tests/servers.py does for PostgreSQL and Redis.
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,3 +59,12 @@ def context(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Browse
 def shots(tmp_path: Path) -> Path:
     """Where a test keeps its screenshots (the QR code)."""
     return tmp_path / "shots"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """The pages' in-process tests run on SQLite only: what they check is above the store."""
+    path = tmp_path / "keystile.db"
+    shutil.copyfile(sqlite_template, path)
+    path.chmod(0o600)
+    return f"sqlite:///{path}"
