@@ -90,7 +90,7 @@ class Server:
         while True:
             mail = [m for m in httpx.get(self.url("/dev/mailbox.json")).json() if m["to"] == email]
             if mail:
-                lines = [line.strip() for line in mail[0]["text"].splitlines()]
+                lines = [line.strip() for line in str(mail[0]["text"]).splitlines()]
                 return next(line for line in lines if re.fullmatch(r"[A-Z0-9]{6}", line))
             assert time.monotonic() < deadline, f"no code reached the dev mailbox for {email}"
             time.sleep(0.05)
@@ -187,6 +187,16 @@ def token_of(page: Page) -> str:
     match = re.search(r"/auth/(?:totp|recovery-code)-verify/([^/?]+)", page.url)
     assert match, page.url
     return match.group(1)
+
+
+def moved(navigate: Callable[[], object]) -> None:
+    """Run ``navigate`` (reload, back): Chromium may refuse to re-post a form without asking
+    (``ERR_CACHE_MISS``), which is as good as not showing the old answer."""
+    try:
+        navigate()
+    except PlaywrightError as error:
+        if "ERR_CACHE_MISS" not in error.message:
+            raise
 
 
 def settled_content(page: Page) -> str:

@@ -31,7 +31,7 @@ def message_ids() -> set[str | tuple[str, str]]:
     """Every text the pages show: ``_`` and ``ngettext`` (a pair) in templates, ``N_`` in the
     modules."""
     found: set[str | tuple[str, str]] = set()
-    environment = Environment()
+    environment = Environment(autoescape=True)
     for template in (PAGES / "templates").rglob("*.html"):
         tree = environment.parse(template.read_text())
         for _line, name, message in extract_from_ast(tree, gettext_functions=("_", "ngettext")):
@@ -43,7 +43,9 @@ def message_ids() -> set[str | tuple[str, str]]:
     for module in PAGES.glob("*.py"):
         for node in ast.walk(ast.parse(module.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "N_":
-                found.add(node.args[0].value)
+                argument = node.args[0]
+                assert isinstance(argument, ast.Constant)
+                found.add(str(argument.value))
     return found
 
 
@@ -135,7 +137,7 @@ def test_secure_cookies_have_host_prefix_and_secure_flag(settings: Settings) -> 
 
 
 def _csrf(client: TestClient, path: str) -> str:
-    page = client.get(path).text
+    page: str = client.get(path).text
     marker = 'name="csrf_token" value="'
     start = page.index(marker) + len(marker)
     return page[start : page.index('"', start)]
@@ -161,8 +163,7 @@ def test_text_overrides_custom_templates_and_a_fixed_language(
     """A host's text wins over the catalogue; a page's own template replaces Keystile's; the
     language setting fixes German whatever the browser asks."""
     (tmp_path / "my_sign_out.html").write_text(
-        "{% extends layout %}{% block content %}<h1>Leaving, {{ user.email }}?</h1>"
-        "{% endblock %}"
+        "{% extends layout %}{% block content %}<h1>Leaving, {{ user.email }}?</h1>{% endblock %}"
     )
     keystile = Keystile(
         make_settings(pages_language="de"),
@@ -203,6 +204,7 @@ def test_the_download_route_answers_only_codes(settings: Settings) -> None:
         assert anonymous.status_code == 303
         assert anonymous.headers["location"] == "/sign-in?next=%2Fauth%2Frecovery-codes%2Fdownload"
         runtime = client.app.state.keystile.runtime  # type: ignore[attr-defined]
+        assert client.portal is not None
         client.portal.call(functools.partial(runtime.create_user, EMAIL, password="pw-123456789"))
         signed_in = client.post(
             "/sign-in",
@@ -211,7 +213,8 @@ def test_the_download_route_answers_only_codes(settings: Settings) -> None:
         )
         assert signed_in.status_code == 303
         good = client.post(
-            "/auth/recovery-codes/download", data={"csrf_token": token, "code": ["ABCD-EFGH", "JKMN"]}
+            "/auth/recovery-codes/download",
+            data={"csrf_token": token, "code": ["ABCD-EFGH", "JKMN"]},
         )
         assert good.status_code == 200
         assert good.text == "ABCD-EFGH\nJKMN\n"

@@ -9,8 +9,8 @@ from typing import Any
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser
 
-from tests.web.pages.browser import TOUR, Server, tour
 from keystile.web.pages.i18n import Languages
+from tests.web.pages.browser import TOUR, Server, tour
 
 #: axe-core impacts that fail the check.
 BLOCKING = {"serious", "critical"}

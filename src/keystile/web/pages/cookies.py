@@ -95,7 +95,9 @@ class CookieJar:
     # The binding of a sign-in in progress to this browser.
 
     def _binding(self, mfa_token: str, methods: str) -> str:
-        return keyed_hash(self.hashing_keys.current, "keystile-page-mfa-binding", mfa_token, methods)
+        return keyed_hash(
+            self.hashing_keys.current, "keystile-page-mfa-binding", mfa_token, methods
+        )
 
     def bind(self, response: Response, mfa_token: str, methods: tuple[str, ...]) -> None:
         """Bind ``mfa_token`` (and the ``methods`` it may be finished with) to this browser."""

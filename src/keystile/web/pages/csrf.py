@@ -29,7 +29,7 @@ FIELD: Final = "csrf_token"
 SEED_BYTES: Final = 32
 
 
-class CsrfRefused(Exception):
+class CsrfRefusedError(Exception):
     """A form arrived without a valid CSRF token: answered 403, nothing done."""
 
 
@@ -68,14 +68,14 @@ class CsrfGuard:
         """The posted form, once its token matches the browser's seed.
 
         Raises:
-            FormRefused: the body is not a small URL-encoded form (see :func:`read_form`).
-            CsrfRefused: no seed cookie, no token, or a token that does not match.
+            FormRefusedError: the body is not a small URL-encoded form (see :func:`read_form`).
+            CsrfRefusedError: no seed cookie, no token, or a token that does not match.
         """
         form = await read_form(request)
         seed = self._cookies.read(request, CSRF)
         token = form.get(FIELD)
         if seed is None or not token:
-            raise CsrfRefused()
+            raise CsrfRefusedError()
         if not hmac.compare_digest(token.encode(), self._token(seed).encode()):
-            raise CsrfRefused()
+            raise CsrfRefusedError()
         return form

@@ -20,7 +20,7 @@ MAX_FORM_BYTES: Final = 16 * 1024
 MAX_FIELDS: Final = 200
 
 
-class FormRefused(Exception):
+class FormRefusedError(Exception):
     """The post is not a form the pages read: answered 400, nothing done."""
 
 
@@ -44,7 +44,7 @@ async def read_form(request: Request) -> Form:
     """The request's form (cached on the request, so it is read once).
 
     Raises:
-        FormRefused: another content type, a body over :data:`MAX_FORM_BYTES`,
+        FormRefusedError: another content type, a body over :data:`MAX_FORM_BYTES`,
             more than :data:`MAX_FIELDS` fields, or bytes that are not UTF-8.
     """
     cached = request.scope.get("keystile.form")
@@ -52,12 +52,12 @@ async def read_form(request: Request) -> Form:
         return cached
     kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
-        raise FormRefused()
+        raise FormRefusedError()
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
         if len(body) > MAX_FORM_BYTES:
-            raise FormRefused()
+            raise FormRefusedError()
     try:
         pairs = parse_qsl(
             body.decode("utf-8"),
@@ -66,7 +66,7 @@ async def read_form(request: Request) -> Form:
             max_num_fields=MAX_FIELDS,
         )
     except (UnicodeDecodeError, ValueError):
-        raise FormRefused() from None
+        raise FormRefusedError() from None
     fields: dict[str, list[str]] = {}
     for name, value in pairs:
         fields.setdefault(name, []).append(value)

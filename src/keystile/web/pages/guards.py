@@ -56,7 +56,11 @@ def safe_next(value: str | None) -> str | None:
     control character, not protocol-relative); otherwise ``None``. Pure."""
     if not value or len(value) > MAX_NEXT or not value.startswith("/"):
         return None
-    if value.startswith("//") or "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if (
+        value.startswith("//")
+        or "\\" in value
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+    ):
         return None
     parts = urlsplit(value)
     if parts.scheme or parts.netloc:

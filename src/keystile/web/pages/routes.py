@@ -17,6 +17,7 @@ the post that made them (``no-store``): a reload re-posts a form whose
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -50,8 +51,8 @@ from keystile.strategies.totp.qr import qr_svg
 from keystile.tokens import AMR_MFA
 from keystile.web.guards import client_address
 from keystile.web.pages.cookies import MFA_BINDING, SESSION, CookieJar
-from keystile.web.pages.csrf import CsrfGuard, CsrfRefused
-from keystile.web.pages.forms import FormRefused
+from keystile.web.pages.csrf import CsrfGuard, CsrfRefusedError
+from keystile.web.pages.forms import FormRefusedError
 from keystile.web.pages.guards import (
     OnMissing,
     PageRedirect,
@@ -112,7 +113,9 @@ def _failure(error: KeystileError, *, wrong: str, field_name: str | None) -> tup
             429,
         )
     if isinstance(error, InvalidRequestError):
-        return Notice(N_("Check what you entered: it is not in the expected form."), field=field_name), 400
+        return Notice(
+            N_("Check what you entered: it is not in the expected form."), field=field_name
+        ), 400
     if isinstance(error, AlreadyEnrolledError):
         return Notice(N_("Two-step verification is already on.")), 409
     if isinstance(error, UnavailableError):
@@ -132,7 +135,7 @@ def _page_route_class(pages: Pages) -> type[APIRoute]:
                     response = await handler(request)
                 except PageRedirect as redirect:
                     response = RedirectResponse(redirect.location, status_code=303)
-                except CsrfRefused:
+                except CsrfRefusedError:
                     return pages.problem(
                         request,
                         N_(
@@ -141,7 +144,7 @@ def _page_route_class(pages: Pages) -> type[APIRoute]:
                         ),
                         403,
                     )
-                except FormRefused:
+                except FormRefusedError:
                     return pages.problem(request, N_("This form could not be read."), 400)
                 except UnavailableError:
                     return pages.problem(
@@ -283,9 +286,7 @@ class Pages:
 
     def problem(self, request: Request, text: str, status_code: int) -> Response:
         """The error page saying ``text`` (a message id) with ``status_code``."""
-        return self.renderer.render(
-            request, "error", status_code=status_code, error=Notice(text)
-        )
+        return self.renderer.render(request, "error", status_code=status_code, error=Notice(text))
 
     def _landing(self, next_path: str | None) -> str:
         return safe_next(next_path) or self.options.after_sign_in or self.paths["account"]
@@ -319,10 +320,8 @@ class Pages:
         earlier session (another account's, or this one's) is ended."""
         previous = await self.session(request)
         if previous is not None and previous.claims.jti != result.claims.jti:
-            try:
+            with contextlib.suppress(KeystileError):  # already gone: nothing to end
                 await self.runtime.sessions.end(previous)
-            except KeystileError:
-                pass  # already gone: nothing to end
         response = RedirectResponse(location, status_code=303)
         self.cookies.set_session(response, result.token)
         self.cookies.clear(response, MFA_BINDING)
@@ -374,9 +373,7 @@ class Pages:
             notice = None
             if request.query_params.get("signed_out"):
                 notice = Notice(N_("You are signed out."))
-            return sign_in_page(
-                request, notice=notice, next_path=request.query_params.get("next")
-            )
+            return sign_in_page(request, notice=notice, next_path=request.query_params.get("next"))
 
         @router.post(paths["sign_in"])
         async def sign_in_post(request: Request) -> Response:
@@ -757,10 +754,12 @@ class Pages:
             form = await self.csrf.check(request)
             await self.require_session(request)
             codes = form.getlist("code")
-            if not codes or len(codes) > _MAX_CODES or not all(
-                _DISPLAYED_CODE.fullmatch(code) for code in codes
+            if (
+                not codes
+                or len(codes) > _MAX_CODES
+                or not all(_DISPLAYED_CODE.fullmatch(code) for code in codes)
             ):
-                raise FormRefused()
+                raise FormRefusedError()
             return Response(
                 "".join(f"{code}\n" for code in codes),
                 media_type="text/plain; charset=utf-8",
