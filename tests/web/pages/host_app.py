@@ -1,7 +1,8 @@
 """A host FastAPI app that mounts Keystile's pages under its own prefix and layout.
 
 ``uvicorn --factory tests.web.pages.host_app:create`` (settings from ``KEYSTILE_*``). Its own
-``/vault`` page is guarded: a signed-in user without recovery codes is sent to set them up.
+``/vault`` page is guarded: a signed-in user without recovery codes is sent to set them up; its
+``/settings`` page needs a recent second factor: a password-only session goes through step-up.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 
+from keystile.flows.sessions import Session
 from keystile.settings import load_settings
 from keystile.store.users import User
 from keystile.web.app import Keystile
@@ -51,6 +53,12 @@ def create() -> FastAPI:
         user: User = Depends(pages.require_recovery_codes(on_missing="redirect_to_setup")),
     ) -> HTMLResponse:
         return HTMLResponse(f"<h1>The vault of {escape(user.email)}</h1>")
+
+    @app.get("/settings", response_class=HTMLResponse)
+    async def settings(
+        session: Session = Depends(pages.require_recent_auth(300, second_factor=True)),
+    ) -> HTMLResponse:
+        return HTMLResponse(f"<h1>Settings of {escape(session.user.email)}</h1>")
 
     @app.get("/openapi-ready")
     async def ready() -> dict[str, str]:

@@ -8,13 +8,21 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from playwright.sync_api import Browser
 
 from tests.servers import free_port
-from tests.web.pages.browser import PASSWORD, SERVER_ENV, Server, shown_codes
+from tests.web.pages.browser import (
+    PASSWORD,
+    SERVER_ENV,
+    Authenticator,
+    Server,
+    read_qr,
+    shown_codes,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -89,4 +97,32 @@ def test_host_app_mounts_the_pages_under_its_prefix_in_its_layout_and_guards_its
     assert page.url == host.url("/vault")
     assert page.locator("h1").inner_text() == f"The vault of {email}"
     assert httpx.get(host.url("/sign-in")).status_code == 404  # only under the host's prefix
+    context.close()
+
+
+def test_a_host_page_needing_a_recent_second_factor_sends_the_browser_through_step_up_and_back(
+    browser: Browser, host: Server, email: str, shots: Path
+) -> None:
+    """/settings (require_recent_auth with a second factor) for a password-only session with an
+    authenticator → /account/auth/totp-verify?next=/settings → the code → back on /settings."""
+    host.create_user(email)
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(host.url("/account/sign-in"))
+    page.fill("#ks-email", email)
+    page.fill("#ks-password", PASSWORD)
+    page.click("form[action='/account/sign-in'] button[type=submit]")
+    page.goto(host.url("/account/auth/totp-setup"))
+    uri = read_qr(page, shots)
+    authenticator = Authenticator(parse_qs(urlsplit(uri).query)["secret"][0])
+    page.fill("#ks-code", authenticator.code())
+    page.click("form[action='/account/auth/totp-setup'] button[type=submit]")
+    assert len(shown_codes(page)) == 10
+
+    page.goto(host.url("/settings"))
+    assert page.url == host.url("/account/auth/totp-verify?next=%2Fsettings")
+    page.fill("#ks-code", authenticator.code())
+    page.keyboard.press("Enter")  # keyboard only: the code field has the focus
+    page.wait_for_url(host.url("/settings"))
+    assert page.locator("h1").inner_text() == f"Settings of {email}"
     context.close()

@@ -235,3 +235,26 @@ def test_page_headers_forbid_framing_inline_script_and_caching(server: Server) -
     assert css.status_code == 200
     assert css.headers["content-type"].startswith("text/css")
     assert httpx.get(server.url("/auth/pages-static/other.js")).status_code == 404
+
+
+def test_sign_in_works_from_the_keyboard_alone(
+    browser: Browser, server: Server, email: str
+) -> None:
+    """The email field has the focus; Tab reaches the password, Enter submits: signed in; Tab
+    reaches the sign-out button, Enter signs out."""
+    server.create_user(email)
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(server.url("/sign-in"))
+    page.keyboard.type(email)
+    page.keyboard.press("Tab")
+    page.keyboard.type("correct horse battery staple")
+    page.keyboard.press("Enter")
+    page.wait_for_url(server.url("/auth/account"))
+    for _press in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent.trim()") == "Sign out":
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_url(server.url("/sign-in?signed_out=1"))
+    context.close()

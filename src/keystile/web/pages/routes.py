@@ -152,7 +152,11 @@ def _page_route_class(pages: Pages) -> type[APIRoute]:
                         N_("The service is unavailable right now. Try again in a moment."),
                         503,
                     )
-                except LookupError:
+                except LookupError as error:
+                    if type(error) is not LookupError:  # a KeyError or IndexError is a bug
+                        logger.error("page %s failed: %s", request.url.path, type(error).__name__)
+                        return pages.problem(request, N_("Something went wrong. Try again."), 500)
+                    # A flow's "this strategy is turned off".
                     return pages.problem(request, N_("This page is not available."), 404)
                 except StarletteHTTPException as error:
                     return pages.problem(
@@ -233,7 +237,9 @@ class Pages:
     ) -> Callable[[Request], Awaitable[Session]]:
         """A dependency giving the session if the user proved who they are within ``max_age``
         (and passed a second factor, if asked); otherwise 303 to step-up and back: the TOTP
-        verify page for a user with an authenticator, sign-in again for one without.
+        verify page for a user with an authenticator; for one without, sign-in again (or,
+        when a second factor is asked for, TOTP setup). Use it on pages (GET): the browser
+        comes back to ``next`` with a GET.
 
         Raises:
             ValueError: a negative ``max_age``.
@@ -248,6 +254,8 @@ class Pages:
                 return session
             if await self._totp_active(session.user):
                 raise PageRedirect(with_next(self.paths["totp_verify"], here(request)))
+            if second_factor:  # nothing to step up with: an authenticator first
+                raise PageRedirect(self.paths["totp_setup"])
             raise PageRedirect(with_next(self.paths["sign_in"], here(request)))
 
         return require_recent
