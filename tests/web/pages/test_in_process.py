@@ -6,6 +6,7 @@ import ast
 import functools
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi import FastAPI
@@ -15,6 +16,7 @@ from jinja2.ext import extract_from_ast
 from starlette.requests import Request
 from starlette.responses import Response
 
+from keystile.clock import ManualClock
 from keystile.settings import Settings
 from keystile.web.app import Keystile, create_app
 from keystile.web.pages.cookies import MFA_BINDING, CookieJar
@@ -22,6 +24,7 @@ from keystile.web.pages.guards import safe_next
 from keystile.web.pages.i18n import Languages
 from keystile.web.pages.options import PageOptions
 from tests.servers import LOOPBACK
+from tests.strategies.totp.helpers import oathtool
 
 EMAIL = "host@example.com"
 PAGES = Path(__file__).resolve().parents[3] / "src" / "keystile" / "web" / "pages"
@@ -224,3 +227,86 @@ def test_the_download_route_answers_only_codes(settings: Settings) -> None:
         )
         assert bad.status_code == 400
         assert "content-disposition" not in bad.headers
+
+
+def _bound_client(settings: Settings, token: str, methods: tuple[str, ...]) -> TestClient:
+    """A started client whose browser holds the binding cookie of ``token``."""
+    client = TestClient(create_app(settings), client=LOOPBACK)
+    client.__enter__()
+    jar = CookieJar(
+        hashing_keys=settings.ring("hashing_keys"), secure=False, session_seconds=60, mfa_seconds=60
+    )
+    response = Response()
+    jar.bind(response, token, methods)
+    value = response.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+    client.cookies.set(MFA_BINDING, value)
+    return client
+
+
+def test_cross_links_appear_only_for_the_methods_the_sign_in_offered(settings: Settings) -> None:
+    """The TOTP page links to the recovery-code page (same token) only when the sign-in offered
+    recovery codes, and the recovery-code page refuses a sign-in that did not offer them."""
+    both = _bound_client(settings, "tok-1", ("totp", "recovery_code"))
+    with both:
+        page = both.get("/auth/totp-verify/tok-1?next=/notes").text
+        assert 'href="/auth/recovery-code-verify/tok-1?next=%2Fnotes"' in page
+        assert 'autocomplete="one-time-code"' in page
+        assert 'inputmode="numeric"' in page
+    only_totp = _bound_client(settings, "tok-2", ("totp",))
+    with only_totp:
+        assert "recovery-code-verify" not in only_totp.get("/auth/totp-verify/tok-2").text
+        assert only_totp.get("/auth/recovery-code-verify/tok-2").status_code == 403
+
+
+def test_an_unknown_token_gets_the_words_of_a_wrong_code(settings: Settings) -> None:
+    """A code posted with an MFA token that does not exist (bound, so the page accepts the post)
+    is answered 401 with the one text for wrong, expired and unknown codes, tied to the field."""
+    client = _bound_client(settings, "no-such-token", ("totp",))
+    with client:
+        token = _csrf(client, "/sign-in")
+        answer = client.post(
+            "/auth/totp-verify/no-such-token", data={"csrf_token": token, "code": "123456"}
+        )
+        assert answer.status_code == 401
+        assert "That code is wrong or has expired. Check it and try again." in answer.text
+        assert 'aria-invalid="true" aria-describedby="ks-code-error ks-code-hint"' in answer.text
+        assert 'id="ks-code-error" role="alert"' in answer.text
+
+
+def test_the_api_s_brute_force_limit_holds_on_the_totp_page(
+    settings: Settings, clock: ManualClock
+) -> None:
+    """The per-user TOTP limit of the flow (5/5m, the enrolment's confirmation counted as one):
+    four wrong codes on the verify page are 401; the next attempt is 429 with Retry-After and
+    the page's text, even with the right code."""
+    with TestClient(create_app(settings, clock=clock), client=LOOPBACK) as client:
+        runtime = client.app.state.keystile.runtime  # type: ignore[attr-defined]
+        assert client.portal is not None
+        call = client.portal.call
+        user = call(functools.partial(runtime.create_user, EMAIL, password="pw-123456789"))
+        started = call(
+            functools.partial(runtime.totp_enrolment.setup, user, second_factor_recent=False)
+        )
+        secret = parse_qs(urlsplit(started.totp_url).query)["secret"][0]
+        now = int(clock.now().timestamp())
+        call(runtime.enrolment.confirm_setup, user, started.setup_token, oathtool(secret, now))
+        token = _csrf(client, "/sign-in")
+        signed_in = client.post(
+            "/sign-in",
+            data={"csrf_token": token, "email": EMAIL, "password": "pw-123456789"},
+            follow_redirects=False,
+        )
+        assert signed_in.status_code == 303
+        verify = signed_in.headers["location"]
+        assert verify.startswith("/auth/totp-verify/")
+        statuses = [
+            client.post(verify, data={"csrf_token": token, "code": "000000"}).status_code
+            for _attempt in range(4)
+        ]
+        assert statuses == [401] * 4
+        limited = client.post(
+            verify, data={"csrf_token": token, "code": oathtool(secret, now + 30)}
+        )
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) > 0
+        assert "Too many attempts. Try again in" in limited.text

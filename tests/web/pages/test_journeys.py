@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Browser, BrowserContext
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.web.pages.browser import (
     Server,
@@ -33,6 +33,14 @@ def test_password_totp_setup_recovery_codes_sign_out_and_recovery_sign_in(
     authenticator, codes = enrol(page, server, shots)
     assert page.locator("h1").inner_text() == "Save your recovery codes"
     assert "These codes are shown only once." in page.content()
+    copy = page.locator("[data-ks-copy]")
+    if context_has_javascript(page):  # "Copy all" puts exactly the codes on the clipboard
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.base)
+        copy.click()
+        assert page.evaluate("navigator.clipboard.readText()") == "".join(f"{c}\n" for c in codes)
+    else:  # without JavaScript the buttons that need it stay hidden
+        assert copy.is_hidden()
+        assert page.locator("[data-ks-print]").is_hidden()
     with page.expect_download() as download:
         page.click("form[action='/auth/recovery-codes/download'] button[type=submit]")
     saved = Path(download.value.path()).read_text()
@@ -78,6 +86,11 @@ def test_password_totp_setup_recovery_codes_sign_out_and_recovery_sign_in(
     page.click("main form button[type=submit]")
     assert page.url == server.url("/auth/account")
     assert "8 recovery codes remain." in page.locator("main").inner_text()
+
+
+def context_has_javascript(page: Page) -> bool:
+    """Whether scripts run on ``page`` (the conftest's contexts come with and without)."""
+    return page.locator("[data-ks-copy]").is_visible()
 
 
 def test_totp_second_step_signs_in(

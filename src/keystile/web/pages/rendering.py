@@ -101,6 +101,10 @@ class Renderer:
             **context,
         )
         response = HTMLResponse(html, status_code=status_code)
+        error = context.get("error")
+        seconds = getattr(error, "values", {}).get("seconds") if status_code == 429 else None
+        if isinstance(seconds, int):  # as the API's 429: when to try again
+            response.headers["Retry-After"] = str(seconds)
         if new_seed:
             self._csrf.remember(response, seed)
         stamp(response)
