@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
 from tests.servers import unavailable
-from tests.web.pages.browser import Server, keystile_serve, launch
+from tests.web.pages.browser import Server, keystile_serve, launch, private_environment
 
 _emails = itertools.count()
 
@@ -24,14 +24,18 @@ _emails = itertools.count()
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     """Debian's Chromium, headless, writing only under the test's tmp folder."""
     base = tmp_path_factory.mktemp("chromium")
-    with sync_playwright() as playwright:
-        try:
-            chromium = launch(playwright, base)
-        except FileNotFoundError as error:
-            unavailable(str(error))
-            raise
-        yield chromium
-        chromium.close()
+    with pytest.MonkeyPatch.context() as environment:
+        # Playwright's driver too writes nothing to $HOME or the system's /tmp.
+        for name, value in private_environment(base).items():
+            environment.setenv(name, value)
+        with sync_playwright() as playwright:
+            try:
+                chromium = launch(playwright, base)
+            except FileNotFoundError as error:
+                unavailable(str(error))
+                raise
+            yield chromium
+            chromium.close()
 
 
 @pytest.fixture(scope="session")
