@@ -163,8 +163,9 @@ def test_a_sign_in_without_its_csrf_token_is_refused_before_the_password_is_chec
 def test_text_overrides_custom_templates_and_a_fixed_language(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    """A host's text wins over the catalogue; a page's own template replaces Keystile's; the
-    language setting fixes German whatever the browser asks."""
+    """A host's text wins over the catalogue; a page's own template replaces Keystile's; a page
+    moves to its configured path (forms and redirects follow); the language setting fixes
+    German whatever the browser asks."""
     (tmp_path / "my_sign_out.html").write_text(
         "{% extends layout %}{% block content %}<h1>Leaving, {{ user.email }}?</h1>{% endblock %}"
     )
@@ -172,18 +173,24 @@ def test_text_overrides_custom_templates_and_a_fixed_language(
         make_settings(pages_language="de"),
         pages=PageOptions(
             template_dirs=(tmp_path,),
-            templates={"sign_out": "my_sign_out.html"},
+            templates={"error": "my_error.html"},
             texts={"de": {"Sign in": "Einloggen"}},
+            paths={"sign_in": "/login"},
         ),
     )
     app = FastAPI()
     keystile.install(app)
     with TestClient(app, client=LOOPBACK) as client:
-        page = client.get("/sign-in", headers={"accept-language": "en"})
+        assert client.get("/sign-in").status_code == 404
+        page = client.get("/login", headers={"accept-language": "en"})
         assert '<html lang="de">' in page.text
         assert "<h1>Einloggen</h1>" in page.text
         assert "E-Mail-Adresse" in page.text
-        assert client.get("/sign-out", follow_redirects=False).headers["location"] == "/sign-in"
+        assert 'action="/login"' in page.text
+        assert client.get("/sign-out", follow_redirects=False).headers["location"] == "/login"
+        refused = client.post("/login", data={"email": "a@example.com"})
+        assert refused.status_code == 403
+        assert "<h1>Oops</h1><p>Dieses Formular ist abgelaufen" in refused.text
 
 
 def test_pages_are_off_with_the_setting(make_settings: Callable[..., Settings]) -> None:
