@@ -166,8 +166,9 @@ def test_text_overrides_custom_templates_and_a_fixed_language(
     """A host's text wins over the catalogue; a page's own template replaces Keystile's; a page
     moves to its configured path (forms and redirects follow); the language setting fixes
     German whatever the browser asks."""
-    (tmp_path / "my_sign_out.html").write_text(
-        "{% extends layout %}{% block content %}<h1>Leaving, {{ user.email }}?</h1>{% endblock %}"
+    (tmp_path / "my_error.html").write_text(
+        "{% extends layout %}{% block content %}<h1>Oops</h1><p>{{ _(error.text) }}</p>"
+        "{% endblock %}"
     )
     keystile = Keystile(
         make_settings(pages_language="de"),
