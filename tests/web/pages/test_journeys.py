@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Cookie, Page
 
 from tests.web.pages.browser import (
     Server,
@@ -73,6 +73,7 @@ def test_password_totp_setup_recovery_codes_sign_out_and_recovery_sign_in(
     assert "9 recovery codes remain." in text
     assert "Set up a new authenticator" in text
 
+    before = session_cookie(context)
     page.goto(server.url("/auth/totp-verify?next=/auth/recovery-codes"))
     assert page.locator(".ks-alt-link a").get_attribute("href") == (
         "/auth/recovery-code-verify?next=%2Fauth%2Frecovery-codes"
@@ -80,12 +81,27 @@ def test_password_totp_setup_recovery_codes_sign_out_and_recovery_sign_in(
     page.fill("#ks-code", authenticator.code())
     page.click("main form button[type=submit]")
     assert page.url == server.url("/auth/recovery-codes")
+    assert session_cookie(context)["value"] != before["value"]  # rotated at step-up
+    assert (
+        httpx.get(
+            server.url("/auth/me"), headers={"authorization": f"Bearer {before['value']}"}
+        ).status_code
+        == 401
+    )  # and the old one revoked, as a bearer token would be
 
     page.goto(server.url("/auth/recovery-code-verify?next=/auth/account"))
     page.fill("#ks-code", codes[1])
     page.click("main form button[type=submit]")
     assert page.url == server.url("/auth/account")
     assert "8 recovery codes remain." in page.locator("main").inner_text()
+
+
+def session_cookie(context: BrowserContext) -> Cookie:
+    """The browser's session cookie, checked for ``HttpOnly`` and ``SameSite=Lax``."""
+    (cookie,) = [c for c in context.cookies() if c.get("name") == "keystile-session"]
+    assert cookie.get("httpOnly") is True
+    assert cookie.get("sameSite") == "Lax"
+    return cookie
 
 
 def context_has_javascript(page: Page) -> bool:
