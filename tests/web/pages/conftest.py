@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: one Chromium and one ``keystile serve`` for the module.
+"""Fixtures of the browser tests: one Chromium per module and one ``keystile serve``.
 
 Without Chromium (or Playwright) the tests fail in CI (``CI=true``) and are skipped elsewhere,
 as tests/servers.py does for PostgreSQL and Redis.
@@ -20,9 +20,14 @@ from tests.web.pages.browser import Server, keystile_serve, launch, private_envi
 _emails = itertools.count()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    """Debian's Chromium, headless, writing only under the test's tmp folder."""
+    """Debian's Chromium, headless, writing only under the test's tmp folder.
+
+    Per module, not per session: Playwright's sync API keeps an asyncio loop running in the
+    main thread while it is open, and tests elsewhere that run their own loop there (anyio,
+    asyncio.run) must not find one.
+    """
     base = tmp_path_factory.mktemp("chromium")
     with pytest.MonkeyPatch.context() as environment:
         # Playwright's driver too writes nothing to $HOME or the system's /tmp.
