@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     docs_enabled: bool | None = None
     service_name: str = Field(default="Keystile", min_length=1, max_length=100)
 
+    #: The hosted pages (sign-in, TOTP setup and verify, recovery codes, sign-out).
+    pages_enabled: bool = True
+    #: Put in front of every page path (``/sign-in``, ``/auth/totp-setup`` …).
+    pages_prefix: str = Field(default="", pattern=r"^(/[A-Za-z0-9_\-]+)*$")
+    #: One language for every page (``en``, ``de``); ``None`` follows ``Accept-Language``.
+    pages_language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")
+
     otp_enabled: bool = True
     otp_lifetime_seconds: int = Field(default=600, ge=1)
     otp_length: int = Field(default=6, ge=1, le=32)

@@ -36,6 +36,9 @@ from keystile.web.edge import EdgeMiddleware
 from keystile.web.errors import GuardError, install_error_handlers, on_guard_error
 from keystile.web.guards import session_dependency, user_dependency
 from keystile.web.mailbox import mailbox_router
+from keystile.web.pages.guards import PageRedirect, on_page_redirect
+from keystile.web.pages.options import PageOptions
+from keystile.web.pages.routes import Pages
 from keystile.web.recovery import (
     DEFAULT_SETUP_PATH,
     HALT,
@@ -86,8 +89,12 @@ class Keystile:
         *,
         clock: Clock | None = None,
         extensions: Extensions | None = None,
+        pages: PageOptions | None = None,
     ) -> None:
         self.runtime = Runtime(settings, clock=clock, extensions=extensions)
+        #: The hosted pages and their guards (``None`` with ``KEYSTILE_PAGES_ENABLED=false``);
+        #: ``pages`` sets their paths, templates and texts.
+        self.pages = Pages(self.runtime, pages) if settings.pages_enabled else None
         self.settings = settings
         self.current_session = session_dependency(self.runtime.sessions)
         self.require_user = user_dependency(self.runtime.sessions)
@@ -243,6 +250,10 @@ class Keystile:
         prefixes = [self.settings.route_prefix, "/dev"]
         if development is not None:
             app.include_router(development)
+        if self.pages is not None:
+            app.include_router(self.pages.router)
+            prefixes.extend(self.pages.paths.values())
+            app.add_exception_handler(PageRedirect, on_page_redirect)
         # An empty route prefix puts Keystile's routes at the root: then every path is ours.
         limited = tuple(prefixes) if self.settings.route_prefix else ()
         app.add_middleware(
