@@ -33,6 +33,11 @@ from keystile.limits.protection import (
 )
 from keystile.limits.rate import Rate, RateLimiter
 from keystile.limits.redis import RedisRateLimiter
+from keystile.oauth.clients import ClientRegistry
+from keystile.oauth.mfa import MfaApi
+from keystile.oauth.refresh import RefreshTokens
+from keystile.oauth.service import OAuthService
+from keystile.oauth.signing import SigningKeys
 from keystile.senders.base import Sender
 from keystile.senders.console import ConsoleSender
 from keystile.senders.dispatch import Dispatcher
@@ -222,6 +227,10 @@ class Runtime:
             self.enrolment = EnrolmentFlow(
                 db=db, totp=self.totp_enrolment, recovery=self.recovery_codes
             )
+        mfa_tokens = MfaTokens(
+            hashing_keys=self._hashing_keys,
+            lifetime=timedelta(seconds=settings.mfa_token_lifetime_seconds),
+        )
         self.sign_in = SignInFlow(
             db=db,
             sessions=self.sessions,
@@ -231,12 +240,46 @@ class Runtime:
             otp=self.otp,
             totp=self.totp,
             recovery=self.recovery_codes,
-            mfa_tokens=MfaTokens(
-                hashing_keys=self._hashing_keys,
-                lifetime=timedelta(seconds=settings.mfa_token_lifetime_seconds),
-            ),
+            mfa_tokens=mfa_tokens,
             policy=settings.mfa_policy,
         )
+        self.oauth, self.mfa_api = self._build_oauth(mfa_tokens)
+
+    def _build_oauth(self, mfa_tokens: MfaTokens) -> tuple[OAuthService, MfaApi]:
+        settings, db, clock = self.settings, self._db, self.clock
+        clients = ClientRegistry(
+            db=db,
+            hashing_keys=self._hashing_keys,
+            clock=clock,
+            audience=settings.token_audience,
+            access_token_lifetime=settings.oauth_access_token_lifetime_seconds,
+            refresh_token_lifetime=settings.oauth_refresh_token_lifetime_seconds,
+        )
+        signing = SigningKeys(
+            db=db,
+            encryption_keys=settings.ring("encryption_keys"),
+            algorithm=settings.oauth_signing_algorithm,
+            clock=clock,
+        )
+        refresh = RefreshTokens(
+            db=db, sessions=self.sessions, hashing_keys=self._hashing_keys, clock=clock
+        )
+        service = OAuthService(
+            sign_in=self.sign_in,
+            otp=self.otp,
+            clients=clients,
+            signing=signing,
+            refresh=refresh,
+            clock=clock,
+            issuer=settings.issuer,
+        )
+        mfa = MfaApi(
+            db=db,
+            mfa_tokens=mfa_tokens,
+            clock=clock,
+            recovery_codes_enabled=self.recovery_codes is not None,
+        )
+        return service, mfa
 
     def _build_limiter(self) -> RateLimiter:
         settings = self.settings
