@@ -126,8 +126,8 @@ def test_tokens_verify_before_and_after_a_signing_key_rotation(service: Deployme
     old tokens still verify through the JWKS URL alone."""
     oauth = client(service)
     before = oauth.fetch_token(
-        service.token_url, grant_type=MFA_OTP, mfa_token=mfa_token(service, oauth),
-        otp=service.next_code(60),
+        service.token_url, grant_type=MFA_RECOVERY, mfa_token=mfa_token(service, oauth),
+        recovery_code=service.recovery_codes.pop(),
     )
     service.cli("keys", "rotate", "--signing")
     after = oauth.refresh_token(service.token_url, refresh_token=before["refresh_token"])
