@@ -55,9 +55,7 @@ def create_client(cwd: Path, env: dict[str, str], *args: str) -> tuple[str, str]
     """``keystile client create``: the printed client id and secret."""
     done = keystile_command(cwd, env, "client", "create", "test-app", *args)
     assert done.returncode == 0, done.stderr
-    values = dict(
-        line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line
-    )
+    values = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
     return values["client_id"], values.get("client_secret", "")
 
 
@@ -75,7 +73,12 @@ def enrol_totp(base: str) -> tuple[str, list[str]]:
     confirmed = httpx.post(
         f"{base}/auth/user/totp/confirm_setup",
         headers=bearer,
-        json={"user": {"setup_token": setup.json()["setup_token"], "code": oathtool(secret, int(time.time()))}},
+        json={
+            "user": {
+                "setup_token": setup.json()["setup_token"],
+                "code": oathtool(secret, int(time.time())),
+            }
+        },
     )
     assert confirmed.status_code == 200, confirmed.text
     return secret, list(confirmed.json()["recovery_codes"])

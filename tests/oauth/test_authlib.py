@@ -11,7 +11,6 @@ only, before and after a signing-key rotation.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -79,7 +78,9 @@ def test_password_then_mfa_otp_then_refresh(service: Deployment) -> None:
     through the JWKS; refresh keeps amr and auth_time and rotates the refresh token."""
     oauth = client(service)
     token = oauth.fetch_token(
-        service.token_url, grant_type=MFA_OTP, mfa_token=mfa_token(service, oauth),
+        service.token_url,
+        grant_type=MFA_OTP,
+        mfa_token=mfa_token(service, oauth),
         otp=service.next_code(),
     )
     access = verify(service, token["access_token"], "keystile")
@@ -102,7 +103,9 @@ def test_recovery_code_grant_answers_a_new_code(service: Deployment) -> None:
     oauth = client(service)
     used = service.recovery_codes.pop()
     first = oauth.fetch_token(
-        service.token_url, grant_type=MFA_RECOVERY, mfa_token=mfa_token(service, oauth),
+        service.token_url,
+        grant_type=MFA_RECOVERY,
+        mfa_token=mfa_token(service, oauth),
         recovery_code=used,
     )
     fresh = first["recovery_code"]
@@ -110,12 +113,16 @@ def test_recovery_code_grant_answers_a_new_code(service: Deployment) -> None:
     assert verify(service, first["access_token"], "keystile")["amr"][-1] == "mfa"
     with pytest.raises(OAuthError) as raised:
         oauth.fetch_token(
-            service.token_url, grant_type=MFA_RECOVERY, mfa_token=mfa_token(service, oauth),
+            service.token_url,
+            grant_type=MFA_RECOVERY,
+            mfa_token=mfa_token(service, oauth),
             recovery_code=used,
         )
     assert raised.value.error == "invalid_grant"
     second = oauth.fetch_token(
-        service.token_url, grant_type=MFA_RECOVERY, mfa_token=mfa_token(service, oauth),
+        service.token_url,
+        grant_type=MFA_RECOVERY,
+        mfa_token=mfa_token(service, oauth),
         recovery_code=fresh,
     )
     assert second["recovery_code"] not in (fresh, used)
@@ -126,7 +133,9 @@ def test_tokens_verify_before_and_after_a_signing_key_rotation(service: Deployme
     old tokens still verify through the JWKS URL alone."""
     oauth = client(service)
     before = oauth.fetch_token(
-        service.token_url, grant_type=MFA_RECOVERY, mfa_token=mfa_token(service, oauth),
+        service.token_url,
+        grant_type=MFA_RECOVERY,
+        mfa_token=mfa_token(service, oauth),
         recovery_code=service.recovery_codes.pop(),
     )
     service.cli("keys", "rotate", "--signing")
@@ -144,7 +153,9 @@ def test_refresh_token_reuse_revokes_the_family(service: Deployment) -> None:
     oauth = client(service)
     used = service.recovery_codes.pop()
     token = oauth.fetch_token(
-        service.token_url, grant_type=MFA_RECOVERY, mfa_token=mfa_token(service, oauth),
+        service.token_url,
+        grant_type=MFA_RECOVERY,
+        mfa_token=mfa_token(service, oauth),
         recovery_code=used,
     )
     successor = oauth.refresh_token(service.token_url, refresh_token=token["refresh_token"])

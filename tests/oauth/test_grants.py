@@ -53,7 +53,9 @@ class Setup:
 
 
 @pytest.fixture
-def setup(make_client: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]) -> Setup:
+def setup(
+    make_client: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> Setup:
     settings = make_settings(
         database_pool_size=20, recovery_code_rate="1000/5m", password_sign_in_rate="1000/5m"
     )
@@ -109,12 +111,17 @@ def test_every_refusal_is_an_rfc6749_error_body(setup: Setup) -> None:
         auth=(setup.client_id, setup.secret),
     )
     assert_rfc6749(basic, 400, "invalid_grant")
-    assert_rfc6749(setup.token(grant_type="refresh_token", refresh_token="x"), 400,
-                   "unauthorized_client")
     assert_rfc6749(
-        setup.client.post("/oauth/token", content="grant_type=password&grant_type=password",
-                          headers={"content-type": "application/x-www-form-urlencoded"}),
-        400, "invalid_request",
+        setup.token(grant_type="refresh_token", refresh_token="x"), 400, "unauthorized_client"
+    )
+    assert_rfc6749(
+        setup.client.post(
+            "/oauth/token",
+            content="grant_type=password&grant_type=password",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        ),
+        400,
+        "invalid_request",
     )
     used = setup.token(grant_type=MFA_RECOVERY, mfa_token="not-a-token", recovery_code="x" * 16)
     assert_rfc6749(used, 400, "invalid_grant")

@@ -15,9 +15,14 @@ from tests.web.test_schemathesis import SERVER_ENV, run_schemathesis
 def test_the_oauth_and_mfa_routes_hold(tmp_path: Path) -> None:
     """The token endpoint, passwordless start, the MFA API and the discovery documents."""
     with keystile_server(tmp_path, SERVER_ENV) as base:
-        for path in ("/oauth/token", "/passwordless/start", "/mfa/authenticators",
-                     "/mfa/challenge", "/.well-known/jwks.json",
-                     "/.well-known/openid-configuration"):
+        for path in (
+            "/oauth/token",
+            "/passwordless/start",
+            "/mfa/authenticators",
+            "/mfa/challenge",
+            "/.well-known/jwks.json",
+            "/.well-known/openid-configuration",
+        ):
             # A well-formed request with made-up credentials is refused (400/401): the
             # check that schema-valid data is accepted cannot hold for a token endpoint.
             run_schemathesis(
