@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if created.returncode != 0:
             raise BenchmarkError(created.stderr)
-        values = dict(l.split(": ", 1) for l in created.stdout.splitlines() if ": " in l)
+        values = dict(row.split(": ", 1) for row in created.stdout.splitlines() if ": " in row)
         client = {"client_id": values["client_id"], "client_secret": values["client_secret"]}
         with running_server(workdir, env) as server, httpx.Client(base_url=server.base_url) as http:
             token = http.post(

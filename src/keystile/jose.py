@@ -88,12 +88,13 @@ def _load(key: SigningKey) -> _PrivateKey:
 def public_jwk(key: SigningKey) -> dict[str, Any]:
     """The public half of ``key`` as a JWK (RFC 7517 §4) with ``kid``, ``alg`` and ``use``."""
     public = _load(key).public_key()
-    if key.algorithm == "ES256":
-        jwk = ECAlgorithm.to_jwk(public, as_dict=True)  # type: ignore[arg-type]
-    elif key.algorithm == "EdDSA":
-        jwk = OKPAlgorithm.to_jwk(public, as_dict=True)  # type: ignore[arg-type]
+    jwk: dict[str, Any]
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        jwk = ECAlgorithm.to_jwk(public, as_dict=True)
+    elif isinstance(public, ed25519.Ed25519PublicKey):
+        jwk = OKPAlgorithm.to_jwk(public, as_dict=True)
     else:
-        jwk = RSAAlgorithm.to_jwk(public, as_dict=True)  # type: ignore[arg-type]
+        jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
     jwk.update({"kid": key.kid, "alg": key.algorithm, "use": "sig"})
     return dict(jwk)
 
@@ -110,7 +111,7 @@ def sign(claims: Mapping[str, Any], key: SigningKey, *, media_type: str = "JWT")
     """
     return jwt.encode(
         dict(claims),
-        _load(key),  # type: ignore[arg-type]
+        _load(key),
         algorithm=key.algorithm,
         headers={"kid": key.kid, "typ": media_type},
         json_encoder=_CompactEncoder,

@@ -109,7 +109,8 @@ def test_recovery_code_grant_answers_a_new_code(service: Deployment) -> None:
         recovery_code=used,
     )
     fresh = first["recovery_code"]
-    assert fresh and fresh != used
+    assert fresh
+    assert fresh != used
     assert verify(service, first["access_token"], "keystile")["amr"][-1] == "mfa"
     with pytest.raises(OAuthError) as raised:
         oauth.fetch_token(

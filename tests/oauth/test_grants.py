@@ -41,7 +41,8 @@ class Setup:
 
     def token(self, **form: str) -> httpx.Response:
         data = {"client_id": self.client_id, "client_secret": self.secret, **form}
-        return self.client.post("/oauth/token", data=data)
+        answer: httpx.Response = self.client.post("/oauth/token", data=data)
+        return answer
 
     def mfa_token(self) -> str:
         answer = self.token(grant_type="password", username=EMAIL, password=PASSWORD)
