@@ -123,3 +123,36 @@ class _CompactEncoder(json.JSONEncoder):
 
     item_separator = ","
     key_separator = ":"
+
+
+def verify(
+    token: str,
+    keys: Iterable[SigningKey],
+    *,
+    issuer: str,
+    audience: str,
+    now: float,
+) -> dict[str, Any]:
+    """The claims of a token signed by one of ``keys`` (found by ``kid``), for ``audience``.
+
+    ``now`` is the Unix time the expiry is judged at.
+
+    Raises:
+        jwt.InvalidTokenError: malformed, an unknown ``kid``, a bad signature,
+            expired, or another issuer's or audience's.
+    """
+    header = jwt.get_unverified_header(token)
+    key = next((candidate for candidate in keys if candidate.kid == header.get("kid")), None)
+    if key is None:
+        raise jwt.InvalidKeyError("unknown kid")
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        _load(key).public_key(),
+        algorithms=[key.algorithm],
+        issuer=issuer,
+        audience=audience,
+        options={"require": ["exp", "iat", "sub"], "verify_exp": False},
+    )
+    if float(claims["exp"]) <= now:
+        raise jwt.ExpiredSignatureError("expired")
+    return claims

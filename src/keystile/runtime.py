@@ -33,11 +33,7 @@ from keystile.limits.protection import (
 )
 from keystile.limits.rate import Rate, RateLimiter
 from keystile.limits.redis import RedisRateLimiter
-from keystile.oauth.clients import ClientRegistry
-from keystile.oauth.mfa import MfaApi
-from keystile.oauth.refresh import RefreshTokens
-from keystile.oauth.service import OAuthService
-from keystile.oauth.signing import SigningKeys
+from keystile.oauth.wiring import build_oauth
 from keystile.senders.base import Sender
 from keystile.senders.console import ConsoleSender
 from keystile.senders.dispatch import Dispatcher
@@ -243,43 +239,16 @@ class Runtime:
             mfa_tokens=mfa_tokens,
             policy=settings.mfa_policy,
         )
-        self.oauth, self.mfa_api = self._build_oauth(mfa_tokens)
-
-    def _build_oauth(self, mfa_tokens: MfaTokens) -> tuple[OAuthService, MfaApi]:
-        settings, db, clock = self.settings, self._db, self.clock
-        clients = ClientRegistry(
+        self.oauth, self.mfa_api = build_oauth(
+            settings,
             db=db,
-            hashing_keys=self._hashing_keys,
-            clock=clock,
-            audience=settings.token_audience,
-            access_token_lifetime=settings.oauth_access_token_lifetime_seconds,
-            refresh_token_lifetime=settings.oauth_refresh_token_lifetime_seconds,
-        )
-        signing = SigningKeys(
-            db=db,
-            encryption_keys=settings.ring("encryption_keys"),
-            algorithm=settings.oauth_signing_algorithm,
-            clock=clock,
-        )
-        refresh = RefreshTokens(
-            db=db, sessions=self.sessions, hashing_keys=self._hashing_keys, clock=clock
-        )
-        service = OAuthService(
+            clock=self.clock,
+            sessions=self.sessions,
             sign_in=self.sign_in,
-            otp=self.otp,
-            clients=clients,
-            signing=signing,
-            refresh=refresh,
-            clock=clock,
-            issuer=settings.issuer,
-        )
-        mfa = MfaApi(
-            db=db,
             mfa_tokens=mfa_tokens,
-            clock=clock,
-            recovery_codes_enabled=self.recovery_codes is not None,
+            otp=self.otp,
+            totp_enrolment=self.totp_enrolment,
         )
-        return service, mfa
 
     def _build_limiter(self) -> RateLimiter:
         settings = self.settings

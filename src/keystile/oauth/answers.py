@@ -17,12 +17,15 @@ from fastapi.responses import JSONResponse
 
 from keystile.errors import (
     AuthenticationFailedError,
+    InsufficientAuthenticationError,
     InvalidRequestError,
     KeystileError,
+    NotFoundError,
     TooManyAttemptsError,
     UnauthenticatedError,
 )
 from keystile.oauth.clients import OAuthError
+from keystile.web.errors import step_up_challenge
 from keystile.web.headers import KEYSTILE_HEADERS
 
 logger = logging.getLogger("keystile.oauth")
@@ -40,6 +43,8 @@ STATUS: Final[dict[str, int]] = {
     "invalid_client": 401,
     "invalid_token": 401,
     "mfa_required": 403,
+    "access_denied": 403,
+    "insufficient_user_authentication": 403,
     "insufficient_scope": 403,
     "not_found": 404,
     "too_many_attempts": 429,
@@ -95,6 +100,14 @@ def oauth_error(error: Exception, *, failed: str = WRONG_CREDENTIALS) -> JSONRes
             "The mfa_token is invalid or expired.",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    if isinstance(error, InsufficientAuthenticationError):
+        return oauth_response(
+            "insufficient_user_authentication",
+            error.message,
+            headers={"WWW-Authenticate": step_up_challenge(error)},
+        )
+    if isinstance(error, NotFoundError):
+        return oauth_response("not_found", error.message)
     if isinstance(error, InvalidRequestError):
         return oauth_response("invalid_request", error.message)
     if isinstance(error, LookupError):  # the strategy behind the grant is turned off

@@ -29,6 +29,7 @@ from keystile.flows.sign_in import SecondFactorRequired, SignInFlow
 from keystile.jose import sign
 from keystile.oauth.clients import ClientRegistry, OAuthError
 from keystile.oauth.grants import ACR_MFA, ACR_SINGLE_FACTOR
+from keystile.oauth.mfa import MfaApi
 from keystile.oauth.refresh import RefreshTokens
 from keystile.oauth.signing import SigningKeys
 from keystile.store.clients import ClientRow
@@ -136,8 +137,10 @@ class OAuthService:
         refresh: RefreshTokens,
         clock: Clock,
         issuer: str,
+        mfa: MfaApi,
     ) -> None:
         self.sign_in = sign_in
+        self.mfa = mfa
         self.otp = otp
         self.clients = clients
         self.signing = signing

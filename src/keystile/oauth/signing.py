@@ -93,11 +93,16 @@ class SigningKeys:
             kid=key.kid, algorithm=key.algorithm, sealed_key=sealed, created_at=now, retired_at=None
         )
 
-    async def key_set(self) -> dict[str, Any]:
-        """The JWK Set of every published key (RFC 7517 §5)."""
+    async def published(self) -> list[SigningKey]:
+        """Every published key: the signing key (generated on first use) and the
+        retired ones still within :data:`PUBLISH_WINDOW`."""
         now = self._clock.now()
         published = await self._db.query(functools.partial(oauth_keys.published_keys, now=now))
         if not published:
             await self.current()
             published = await self._db.query(functools.partial(oauth_keys.published_keys, now=now))
-        return key_set(self._open(stored) for stored in published)
+        return [self._open(stored) for stored in published]
+
+    async def key_set(self) -> dict[str, Any]:
+        """The JWK Set of every published key (RFC 7517 §5)."""
+        return key_set(await self.published())
