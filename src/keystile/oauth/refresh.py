@@ -23,6 +23,7 @@ from keystile.crypto.hashing import keyed_hash, keyed_hashes
 from keystile.crypto.keyring import KeyRing
 from keystile.flows.sessions import Authenticated, PendingSession, Sessions
 from keystile.oauth.clients import OAuthError
+from keystile.oauth.requirements import Requirements, check_requirements
 from keystile.store import refresh_tokens as store
 from keystile.store import users
 from keystile.store.clients import ClientRow
@@ -99,13 +100,21 @@ class RefreshTokens:
         return token
 
     async def rotate(
-        self, client: ClientRow, token: str, *, requested_scope: str | None
+        self,
+        client: ClientRow,
+        token: str,
+        *,
+        requested_scope: str | None,
+        requirements: Requirements = Requirements(),
     ) -> Rotated:
         """Use ``token`` up and issue its successor with a new access token's session.
 
         Raises:
             OAuthError: ``invalid_grant`` (unknown, expired, revoked, reused,
-                another client's) or ``invalid_scope`` (beyond the original).
+                another client's), ``invalid_scope`` (beyond the original) or
+                ``unmet_authentication_requirements`` (see
+                :func:`~keystile.oauth.requirements.check_requirements`); these last
+                leave the token usable.
         """
         if not token or len(token) > MAX_TOKEN_INPUT:
             raise invalid_refresh()
@@ -120,6 +129,7 @@ class RefreshTokens:
                 successor=successor,
                 pending=pending,
                 requested_scope=requested_scope,
+                requirements=requirements,
                 now=now,
             )
         )
@@ -144,6 +154,7 @@ class RefreshTokens:
         successor: str,
         pending: PendingSession,
         requested_scope: str | None,
+        requirements: Requirements,
         now: datetime,
     ) -> _Used:
         """The rotation's one transaction: use, or on reuse revoke the family."""
@@ -162,6 +173,12 @@ class RefreshTokens:
             return _Used()
         if row.client_id != client.client_id:
             raise invalid_refresh()  # rolls back: the owner's token stays usable
+        check_requirements(  # raises, and rolls back, when the sign-in is too weak or old
+            requirements,
+            amr=tuple(row.sign_in.get("amr", ())),
+            auth_time=datetime.fromtimestamp(int(row.sign_in.get("auth_time", 0)), UTC),
+            now=now,
+        )
         scope = row.scope
         if requested_scope is not None:
             asked = requested_scope.split()

@@ -29,7 +29,8 @@ from keystile.oauth.answers import (
     oauth_error,
 )
 from keystile.oauth.clients import OAuthError
-from keystile.oauth.service import OAuthService, Requirements, parse_scope
+from keystile.oauth.requirements import Requirements
+from keystile.oauth.service import OAuthService, parse_scope
 from keystile.web.guards import client_address
 from keystile.web.headers import KEYSTILE_HEADERS
 
@@ -344,7 +345,10 @@ async def _grant(
         (refresh_token,) = _required(parameters, "refresh_token")
         scope = parameters.get("scope")
         answer = await service.refresh_grant(
-            client, refresh_token, scope=parse_scope(scope) if scope else None
+            client,
+            refresh_token,
+            scope=parse_scope(scope) if scope else None,
+            requirements=requirements,
         )
         return answer.body()
     scope = parse_scope(parameters.get("scope"))

@@ -18,9 +18,7 @@ mapped at the edge (:mod:`.answers`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from keystile.clock import Clock
@@ -28,13 +26,12 @@ from keystile.flows.sessions import Authenticated
 from keystile.flows.sign_in import SecondFactorRequired, SignInFlow
 from keystile.jose import sign
 from keystile.oauth.clients import ClientRegistry, OAuthError
-from keystile.oauth.grants import ACR_MFA, ACR_SINGLE_FACTOR
 from keystile.oauth.mfa import MfaApi
 from keystile.oauth.refresh import RefreshTokens
+from keystile.oauth.requirements import Requirements, acr_of, check_requirements
 from keystile.oauth.signing import SigningKeys
 from keystile.store.clients import ClientRow
 from keystile.strategies.otp.service import OtpService
-from keystile.tokens import AMR_MFA
 
 DEFAULT_SCOPE = "openid"
 MAX_SCOPE_LENGTH = 1000
@@ -66,14 +63,6 @@ class TokenAnswer:
         return body
 
 
-@dataclass(frozen=True, slots=True)
-class Requirements:
-    """What the caller asked of the sign-in (OpenID Connect ``acr_values``, ``max_age``)."""
-
-    acr_values: tuple[str, ...] = ()
-    max_age: int | None = None
-
-
 def parse_scope(scope: str | None) -> str:
     """The requested scope, normalised (space-separated, no repeats), or the default.
 
@@ -85,36 +74,6 @@ def parse_scope(scope: str | None) -> str:
     if len(scope) > MAX_SCOPE_LENGTH:
         raise OAuthError("invalid_scope", "The scope is too long.")
     return " ".join(dict.fromkeys(scope.split()))
-
-
-def acr_of(amr: Sequence[str]) -> str:
-    """The ``acr`` of a sign-in with these RFC 8176 ``amr`` values."""
-    return ACR_MFA if AMR_MFA in amr else ACR_SINGLE_FACTOR
-
-
-def check_requirements(
-    requirements: Requirements, *, amr: Sequence[str], auth_time: datetime, now: datetime
-) -> None:
-    """Refuse a sign-in weaker or older than the caller asked (pure).
-
-    Raises:
-        OAuthError: ``unmet_authentication_requirements`` (OpenID Connect): the
-            requested ``acr`` needs a second factor the sign-in lacks, or it is
-            older than ``max_age`` seconds. A user with a second factor is always
-            asked for it on a new sign-in (``mfa_required``).
-    """
-    if ACR_MFA in requirements.acr_values and AMR_MFA not in amr:
-        raise OAuthError(
-            "unmet_authentication_requirements",
-            "This request needs a second factor: enrol one, then sign in again.",
-        )
-    if requirements.max_age is not None and (
-        (now - auth_time).total_seconds() > requirements.max_age
-    ):
-        raise OAuthError(
-            "unmet_authentication_requirements",
-            "The sign-in is older than max_age: sign in again.",
-        )
 
 
 def mfa_required(challenge: SecondFactorRequired) -> OAuthError:
@@ -235,7 +194,12 @@ class OAuthService:
         )
 
     async def refresh_grant(
-        self, client: ClientRow, refresh_token: str, *, scope: str | None
+        self,
+        client: ClientRow,
+        refresh_token: str,
+        *,
+        scope: str | None,
+        requirements: Requirements = Requirements(),
     ) -> TokenAnswer:
         """Rotate ``refresh_token`` and answer with new tokens carrying the original
         sign-in's ``amr`` and ``auth_time``.
@@ -243,9 +207,13 @@ class OAuthService:
         Raises:
             OAuthError: ``invalid_grant`` (unknown, expired, revoked, another
                 client's, or reused: then its whole family is revoked) or
-                ``invalid_scope`` (more than the original scope).
+                ``invalid_scope`` (more than the original scope), or
+                ``unmet_authentication_requirements`` (the original sign-in is weaker
+                than ``acr_values`` or older than ``max_age``: the token stays usable).
         """
-        rotated = await self.refresh.rotate(client, refresh_token, requested_scope=scope)
+        rotated = await self.refresh.rotate(
+            client, refresh_token, requested_scope=scope, requirements=requirements
+        )
         return await self.tokens(
             client, rotated.authenticated, scope=rotated.scope, refresh_token=rotated.token
         )
