@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, case, insert, or_, select, update
 
 from keystile.store.prepared import Executor, Prepared
 from keystile.store.tables import oauth_signing_keys
@@ -61,7 +61,12 @@ _PUBLISHED = Prepared(
             oauth_signing_keys.c.publish_until > bindparam("now", type_=UTCDateTime()),
         )
     )
-    .order_by(oauth_signing_keys.c.created_at.desc())
+    # The signing key first, then the retired ones, newest first (created_at alone may tie).
+    .order_by(
+        case((oauth_signing_keys.c.retired_at.is_(None), 0), else_=1),
+        oauth_signing_keys.c.retired_at.desc(),
+        oauth_signing_keys.c.created_at.desc(),
+    )
 )
 _RETIRE = Prepared(
     update(oauth_signing_keys)
