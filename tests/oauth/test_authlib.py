@@ -10,6 +10,7 @@ only, before and after a signing-key rotation.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ import jwt
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
+from keystile.oauth.resource import ACR_MFA, AccessTokenVerifier, InsufficientAuthenticationError
 from tests.oauth.service import EMAIL, PASSWORD, Deployment, deployment
 from tests.strategies.totp.helpers import needs_oathtool
 
@@ -166,3 +168,32 @@ def test_refresh_token_reuse_revokes_the_family(service: Deployment) -> None:
     with pytest.raises(OAuthError) as revoked:
         oauth.refresh_token(service.token_url, refresh_token=successor["refresh_token"])
     assert revoked.value.error == "invalid_grant"
+
+
+def test_the_resource_helper_verifies_and_asks_for_step_up(service: Deployment) -> None:
+    """AccessTokenVerifier (JWKS URL only): a single-factor token passes a plain check and
+    is refused with RFC 9470's challenge when acr_values asks for MFA; an MFA token older
+    than max_age is refused with max_age in the challenge; another audience is invalid."""
+    verifier = AccessTokenVerifier(
+        f"{service.base}/.well-known/jwks.json", issuer="keystile", audience="keystile"
+    )
+    oauth = client(service)
+    token = oauth.fetch_token(
+        service.token_url,
+        grant_type=MFA_RECOVERY,
+        mfa_token=mfa_token(service, oauth),
+        recovery_code=service.recovery_codes.pop(),
+    )["access_token"]
+    claims = verifier.verify(token, acr_values=[ACR_MFA], max_age=300)
+    assert claims["acr"] == ACR_MFA
+    with pytest.raises(InsufficientAuthenticationError) as too_old:
+        verifier.verify(token, max_age=60, now=time.time() + 120)
+    assert too_old.value.challenge == (
+        'Bearer error="insufficient_user_authentication", '
+        'error_description="A different authentication level is required", max_age="60"'
+    )
+    other = AccessTokenVerifier(
+        f"{service.base}/.well-known/jwks.json", issuer="keystile", audience="another-api"
+    )
+    with pytest.raises(jwt.InvalidAudienceError):
+        other.verify(token)

@@ -20,6 +20,8 @@ def test_the_oauth_and_mfa_routes_hold(tmp_path: Path) -> None:
             "/passwordless/start",
             "/mfa/authenticators",
             "/mfa/challenge",
+            "/mfa/associate",
+            "/mfa/authenticators/{authenticator_id}",
             "/.well-known/jwks.json",
             "/.well-known/openid-configuration",
         ):
