@@ -89,7 +89,7 @@ def test_associate_under_the_required_policy_starts_a_confirmable_setup(
     uri = urlparse(body["barcode_uri"])
     assert uri.scheme == "otpauth"
     assert parse_qs(uri.query)["secret"] == [body["secret"]]
-    setup_token = portal.call(runtime.mfa_api.setup_token_for, token, user.id)
+    setup_token = portal.call(runtime.mfa_api.setup_token_for, token)
     assert setup_token is not None
     enabled = portal.call(
         runtime.enrolment.confirm_setup, user, setup_token, oathtool(body["secret"], clock.now())

@@ -187,15 +187,25 @@ class MfaApi:
             extra={"setup": sealed},
         )
 
-    async def setup_token_for(self, mfa_token: str, user_id: uuid.UUID) -> str | None:
-        """The setup token an association of ``mfa_token`` started, or ``None``."""
+    async def setup_token_for(self, mfa_token: str) -> str | None:
+        """The setup token an association with ``mfa_token`` started, or ``None``: no
+        such association, or an MFA token that is dead or not held for enrolment.
+
+        The ``mfa-otp`` grant hands it, with the code, to the sign-in flow's
+        enrolment step, which confirms the setup and finishes the sign-in.
+        """
         now = self._clock.now()
+        pending = await self._db.query(
+            functools.partial(self._mfa.find_in, token=mfa_token, now=now)
+        )
+        if pending is None or "totp_setup" not in pending.methods:
+            return None
         extra = await self._db.query(
             functools.partial(
                 tokens.live_token_extra,
                 jti_candidates=keyed_hashes(self._hashing, SETUP_PURPOSE, mfa_token),
                 purpose=SETUP_PURPOSE,
-                subject=str(user_id),
+                subject=str(pending.user_id),
                 now=now,
             )
         )

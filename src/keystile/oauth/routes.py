@@ -31,6 +31,7 @@ from keystile.oauth.answers import (
 from keystile.oauth.clients import OAuthError
 from keystile.oauth.requirements import Requirements
 from keystile.oauth.service import OAuthService, parse_scope
+from keystile.store.clients import ClientRow
 from keystile.web.guards import client_address
 from keystile.web.headers import KEYSTILE_HEADERS
 
@@ -333,7 +334,7 @@ def token_router(service: OAuthService) -> APIRouter:
 
 async def _grant(
     service: OAuthService,
-    client: Any,
+    client: ClientRow,
     grant_type: str,
     parameters: Mapping[str, str],
     address: str | None,
