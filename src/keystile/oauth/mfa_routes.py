@@ -69,6 +69,7 @@ def mfa_router(api: MfaApi) -> APIRouter:
                         "schema": {
                             "type": "object",
                             "required": ["mfa_token"],
+                            "additionalProperties": False,
                             "properties": {
                                 name: {"type": "string"}
                                 for name in (
@@ -116,8 +117,10 @@ def mfa_router(api: MfaApi) -> APIRouter:
                                 "authenticator_types": {
                                     "type": "array",
                                     "items": {"type": "string", "enum": ["otp"]},
+                                    "minItems": 1,
                                 },
                             },
+                            "additionalProperties": False,
                         }
                     }
                 },

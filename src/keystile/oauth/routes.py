@@ -77,10 +77,26 @@ _FIELDS: Final = [
     "acr_values",
     "max_age",
 ]
+# Strict, so that a request valid by the schema reaches client authentication: a made-up
+# client is then 401 invalid_client, a known one gets its grant's answer.
 _REQUEST_SCHEMA: Final = {
     "type": "object",
     "required": ["grant_type"],
-    "properties": {name: {"type": "string"} for name in _FIELDS},
+    "properties": {
+        **{name: {"type": "string"} for name in _FIELDS},
+        "grant_type": {"type": "string", "enum": list(grants.ALL)},
+    },
+    "additionalProperties": False,
+}
+_START_SCHEMA: Final = {
+    "type": "object",
+    "required": ["client_id", "connection", "email"],
+    "properties": {
+        **{name: {"type": "string"} for name in ("client_id", "client_secret", "email")},
+        "connection": {"type": "string", "enum": ["email"]},
+        "send": {"type": "string", "enum": ["code"]},
+    },
+    "additionalProperties": False,
 }
 
 
@@ -131,12 +147,12 @@ async def read_parameters(request: Request) -> dict[str, str]:
     parameters: dict[str, str] = {}
     for name, value in pairs:
         if name in parameters:
-            raise InvalidRequestError(f"The parameter {name} is repeated.")
+            raise InvalidRequestError("A parameter is repeated.")
         if isinstance(value, bool) or not isinstance(value, str | int):
             continue
         text = str(value)
         if len(text) > MAX_FIELD_LENGTH:
-            raise InvalidRequestError(f"The parameter {name} is too long.")
+            raise InvalidRequestError("A parameter is too long.")
         parameters[name] = text
     return parameters
 
@@ -250,18 +266,8 @@ def token_router(service: OAuthService) -> APIRouter:
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["client_id", "connection", "email"],
-                            "properties": {
-                                name: {"type": "string"}
-                                for name in ("client_id", "client_secret", "connection", "email")
-                            }
-                            | {"send": {"type": "string", "enum": ["code"]}},
-                        }
-                    },
-                    "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                    "application/json": {"schema": _START_SCHEMA},
+                    "application/x-www-form-urlencoded": {"schema": _START_SCHEMA},
                 },
             }
         },
