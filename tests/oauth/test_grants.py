@@ -124,6 +124,13 @@ def test_every_refusal_is_an_rfc6749_error_body(setup: Setup) -> None:
         400,
         "invalid_request",
     )
+    too_large = setup.client.post(
+        "/oauth/token",
+        content=b"grant_type=password&username=" + b"a" * 20_000,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert too_large.status_code == 413
+    assert too_large.json()["error"] == "request_too_large"
     used = setup.token(grant_type=MFA_RECOVERY, mfa_token="not-a-token", recovery_code="x" * 16)
     assert_rfc6749(used, 400, "invalid_grant")
 

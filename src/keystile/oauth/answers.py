@@ -47,6 +47,7 @@ STATUS: Final[dict[str, int]] = {
     "insufficient_user_authentication": 403,
     "insufficient_scope": 403,
     "not_found": 404,
+    "request_too_large": 413,
     "too_many_attempts": 429,
     "server_error": 500,
     "temporarily_unavailable": 503,

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from keystile.errors import InvalidRequestError, UnauthenticatedError
 from keystile.oauth.answers import oauth_error
 from keystile.oauth.mfa import MfaApi
-from keystile.oauth.routes import MAX_BODY_BYTES, error_docs, read_parameters
+from keystile.oauth.routes import error_docs, read_body, read_parameters
 from keystile.web.guards import bearer_token, client_address
 from keystile.web.headers import KEYSTILE_HEADERS
 
@@ -171,9 +171,7 @@ async def _authenticator_types(request: Request) -> list[str]:
     Raises:
         InvalidRequestError: an unreadable body, or no ``otp`` among the types.
     """
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise InvalidRequestError("The request body is too large.")
+    body = await read_body(request)
     try:
         parsed = json.loads(body or b"{}")
     except ValueError:
