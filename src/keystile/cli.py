@@ -21,9 +21,12 @@ import typer
 
 from keystile.errors import ConfigurationError, InvalidRequestError, KeystileError
 from keystile.flows.mfa_admin import MfaReset, MfaStatus
+from keystile.oauth import grants
+from keystile.oauth.clients import NewClient
 from keystile.runtime import Purged, Runtime
 from keystile.settings import Settings, load_settings
 from keystile.store import migrate
+from keystile.store.clients import ClientRow
 from keystile.store.database import Database
 from keystile.store.users import User
 from keystile.strategies.totp.rotation import RotationReport, rotate_secrets
@@ -39,10 +42,12 @@ db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
 user_app = typer.Typer(help="User administration.", no_args_is_help=True)
 keys_app = typer.Typer(help="Key administration.", no_args_is_help=True)
 mfa_app = typer.Typer(help="Second-factor administration.", no_args_is_help=True)
+client_app = typer.Typer(help="OAuth 2.0 client administration.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 user_app.add_typer(mfa_app, name="mfa")
 app.add_typer(keys_app, name="keys")
+app.add_typer(client_app, name="client")
 
 ConfigOption = Annotated[
     Path | None,
@@ -163,12 +168,25 @@ def keys_rotate(
     batch_size: Annotated[
         int, typer.Option(help="Rows per write transaction.", min=1, max=10_000)
     ] = 500,
+    signing: Annotated[
+        bool,
+        typer.Option(
+            "--signing",
+            help="Rotate the OAuth token signing key instead (the old one stays published).",
+        ),
+    ] = False,
 ) -> None:
     """Re-encrypt every TOTP secret under the newest KEYSTILE_ENCRYPTION_KEYS key.
 
     Put the new key first and keep the old ones until this reports nothing
     left under them. Resumable, and safe while the service runs.
+
+    With --signing: a new OAuth signing key signs from now on; the old one
+    stays in /.well-known/jwks.json until the last token it signed expires.
     """
+    if signing:
+        _rotate_signing()
+        return
     settings = load_settings()
     ring = settings.ring("encryption_keys")
     # Only the database: no sender, limiter or token codec is needed to reseal.
@@ -195,6 +213,126 @@ def keys_rotate(
                 "one and run `keystile keys rotate` again"
             ]
         )
+
+
+def _rotate_signing() -> None:
+    runtime = _runtime()
+    try:
+        runtime.prepare_database()
+        key, published = anyio.run(runtime.oauth.signing.rotate)
+    finally:
+        runtime.close()
+    typer.echo(
+        f"signing key {key.kid} ({key.algorithm}) signs now; published: {', '.join(published)}"
+    )
+
+
+GrantOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--grant",
+        help="A grant the client may use (repeatable): "
+        + ", ".join(grants.BY_SHORT_NAME)
+        + ", or a grant type URI. Default: all.",
+    ),
+]
+
+
+@client_app.command("create")
+def client_create(
+    name: Annotated[str, typer.Argument(help="A name for the client (for you).")],
+    grant: GrantOption = None,
+    public: Annotated[
+        bool, typer.Option("--public", help="No secret (a mobile or browser app).")
+    ] = False,
+    audience: Annotated[
+        str | None, typer.Option(help="The aud of its access tokens (default: the service's).")
+    ] = None,
+    access_token_lifetime: Annotated[
+        int | None, typer.Option(min=60, max=24 * 3600, help="Seconds.")
+    ] = None,
+    refresh_token_lifetime: Annotated[
+        int | None, typer.Option(min=300, max=365 * 24 * 3600, help="Seconds.")
+    ] = None,
+) -> None:
+    """Register an OAuth client; its secret is printed this once."""
+    try:
+        grant_types = [grants.parse_grant(item) for item in grant] if grant else list(grants.ALL)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--grant") from None
+    runtime = _runtime()
+    try:
+        runtime.prepare_database()
+        created = anyio.run(
+            lambda: runtime.oauth.clients.create(
+                name,
+                grant_types=grant_types,
+                public=public,
+                audience=audience,
+                access_token_lifetime=access_token_lifetime,
+                refresh_token_lifetime=refresh_token_lifetime,
+            )
+        )
+    finally:
+        runtime.close()
+    typer.echo(_format_new_client(created))
+
+
+@client_app.command("list")
+def client_list() -> None:
+    """Registered OAuth clients (never a secret)."""
+    runtime = _runtime()
+    try:
+        runtime.prepare_database()
+        found = anyio.run(runtime.oauth.clients.list)
+    finally:
+        runtime.close()
+    typer.echo(_format_clients(found))
+
+
+@client_app.command("rotate-secret")
+def client_rotate_secret(client_id: Annotated[str, typer.Argument()]) -> None:
+    """A new secret for a confidential client (printed this once); the old one stops working."""
+    runtime = _runtime()
+    try:
+        runtime.prepare_database()
+        secret = anyio.run(runtime.oauth.clients.rotate_secret, client_id)
+    finally:
+        runtime.close()
+    typer.echo(f"client_secret: {secret}")
+
+
+@client_app.command("delete")
+def client_delete(client_id: Annotated[str, typer.Argument()]) -> None:
+    """Delete an OAuth client."""
+    runtime = _runtime()
+    try:
+        runtime.prepare_database()
+        anyio.run(runtime.oauth.clients.delete, client_id)
+    finally:
+        runtime.close()
+    typer.echo(f"deleted client {client_id}")
+
+
+def _format_new_client(created: NewClient) -> str:
+    lines = [f"client_id: {created.client.client_id}"]
+    if created.secret is not None:
+        lines.append(f"client_secret: {created.secret}")
+    else:
+        lines.append("public client (no secret)")
+    lines.append("grants: " + " ".join(created.client.grant_types))
+    return "\n".join(lines)
+
+
+def _format_clients(found: Sequence[ClientRow]) -> str:
+    if not found:
+        return "no clients"
+    return "\n".join(
+        f"{client.client_id}  {client.name}  "
+        f"{'public' if client.secret_hash is None else 'confidential'}  "
+        f"aud={client.audience}  grants={','.join(client.grant_types)}"
+        for client in found
+    )
 
 
 def _read_password(password_stdin: bool) -> str:

@@ -34,6 +34,7 @@ from keystile.limits.protection import (
 )
 from keystile.limits.rate import Rate, RateLimiter
 from keystile.limits.redis import RedisRateLimiter
+from keystile.oauth.wiring import build_oauth
 from keystile.senders.base import Sender
 from keystile.senders.console import ConsoleSender
 from keystile.senders.dispatch import Dispatcher
@@ -229,6 +230,10 @@ class Runtime:
             clock=self.clock,
             service_name=settings.service_name,
         )
+        mfa_tokens = MfaTokens(
+            hashing_keys=self._hashing_keys,
+            lifetime=timedelta(seconds=settings.mfa_token_lifetime_seconds),
+        )
         self.sign_in = SignInFlow(
             db=db,
             sessions=self.sessions,
@@ -240,12 +245,19 @@ class Runtime:
             recovery=self.recovery_codes,
             totp_enrolment=self.totp_enrolment,
             enrolment=self.enrolment,
-            mfa_tokens=MfaTokens(
-                hashing_keys=self._hashing_keys,
-                lifetime=timedelta(seconds=settings.mfa_token_lifetime_seconds),
-            ),
+            mfa_tokens=mfa_tokens,
             policy=settings.mfa_policy,
             notices=self.notices,
+        )
+        self.oauth, self.mfa_api = build_oauth(
+            settings,
+            db=db,
+            clock=self.clock,
+            sessions=self.sessions,
+            sign_in=self.sign_in,
+            mfa_tokens=mfa_tokens,
+            otp=self.otp,
+            totp_enrolment=self.totp_enrolment,
         )
 
     def _build_limiter(self) -> RateLimiter:

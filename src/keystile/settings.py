@@ -129,6 +129,14 @@ class Settings(BaseSettings):
     recovery_code_storage: Literal["keyed", "argon2"] = "keyed"
     recovery_code_rate: RateText = "5/15m"
 
+    #: OAuth 2.0 (keystile.oauth): the JWS algorithm of new signing keys, and token lifetimes
+    #: a client gets unless `keystile client create` says otherwise.
+    oauth_signing_algorithm: Literal["ES256", "EdDSA", "RS256"] = "ES256"
+    oauth_access_token_lifetime_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
+    oauth_refresh_token_lifetime_seconds: int = Field(
+        default=30 * 24 * 3600, ge=300, le=365 * 24 * 3600
+    )
+
     rate_limit_backend: Literal["memory", "database", "redis"] = "database"
     rate_limit_by_client_address: bool = False
     redis_url: str | None = None

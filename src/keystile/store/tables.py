@@ -140,3 +140,64 @@ recovery_codes = Table(
     # user_id alone: a verification's UPDATE of used_at then touches no index.
     Index(None, "user_id"),
 )
+
+oauth_clients = Table(
+    "keystile_oauth_clients",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    # A keyed hash of the secret (keystile.crypto.hashing), never the secret; NULL: public.
+    Column("secret_hash", String(128), nullable=True),
+    # Grant type URIs (RFC 6749 names and Auth0's extension grants) the client may use.
+    Column("grant_types", JSON(), nullable=False),
+    Column("audience", String(200), nullable=False),
+    Column("access_token_lifetime", Integer(), nullable=False),
+    Column("refresh_token_lifetime", Integer(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+oauth_signing_keys = Table(
+    "keystile_oauth_signing_keys",
+    metadata,
+    # The JWS kid: a fingerprint of the public key.
+    Column("kid", String(64), primary_key=True),
+    Column("algorithm", String(16), nullable=False),
+    # keystile.crypto.sealing.seal(...) of the PKCS#8 private key, bound to the kid.
+    Column("sealed_key", String(8192), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # When a newer key took over signing (NULL: this key signs).
+    Column("retired_at", UTCDateTime(), nullable=True),
+    # Published in the JWKS until then: the expiry of the last token it may have signed.
+    Column("publish_until", UTCDateTime(), nullable=True),
+)
+
+oauth_refresh_tokens = Table(
+    "keystile_oauth_refresh_tokens",
+    metadata,
+    # A keyed hash of the opaque token, never the token.
+    Column("id", String(128), primary_key=True),
+    # Every token rotated from one sign-in shares the family: reuse revokes it whole.
+    Column("family_id", String(64), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column(
+        "user_id",
+        Uuid(as_uuid=True),
+        ForeignKey(
+            "keystile_users.id",
+            name="fk_keystile_oauth_refresh_tokens_user_id_keystile_users",
+            ondelete="CASCADE",
+        ),
+        nullable=False,
+    ),
+    Column("scope", String(1000), nullable=False),
+    # The original sign-in, kept across refreshes: strategies, amr, auth_time.
+    Column("sign_in", JSON(), nullable=False),
+    # The session row (keystile_tokens.jti) of the access token issued beside it.
+    Column("access_jti", String(128), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index(None, "family_id"),
+    Index(None, "expires_at"),
+)

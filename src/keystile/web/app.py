@@ -14,6 +14,8 @@ from fastapi.openapi.utils import get_openapi
 
 from keystile.clock import Clock
 from keystile.errors import SchemaOutdatedError
+from keystile.oauth.mfa_routes import mfa_router
+from keystile.oauth.routes import token_router
 from keystile.runtime import Extensions, Runtime
 from keystile.settings import Settings
 from keystile.store.users import User
@@ -351,6 +353,9 @@ def create_app(
         redoc_url="/redoc" if docs else None,
     )
     keystile.install(app)
+    # The OAuth 2.0 endpoints and the MFA API sit at the root, where Auth0's clients look.
+    app.include_router(token_router(keystile.runtime.oauth))
+    app.include_router(mfa_router(keystile.runtime.mfa_api))
     install_error_handlers(app)
     app.add_middleware(EdgeMiddleware)
     app.state.keystile = keystile
