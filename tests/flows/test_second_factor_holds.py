@@ -182,3 +182,16 @@ async def test_custom_hooks_see_second_factor_attempts(
         assert "totp:verify" in seen
     finally:
         await runtime.aclose()
+
+
+async def test_turning_totp_off_removes_the_recovery_codes(runtime: Runtime) -> None:
+    """Disable: the codes that stood in for the authenticator go with it."""
+    await testing.enrol_totp(runtime, EMAIL)
+    user = await runtime.find_user(EMAIL)
+    assert user is not None
+    assert runtime.recovery_codes is not None
+    assert runtime.totp_enrolment is not None
+    await runtime.recovery_codes.generate(user)
+    assert await runtime.totp_enrolment.disable(user, second_factor_recent=True)
+    status = await runtime.recovery_codes.status(user)
+    assert (status.remaining, status.total) == (0, 0)

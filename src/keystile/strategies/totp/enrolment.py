@@ -41,7 +41,7 @@ from keystile.errors import (
 from keystile.senders.base import Message
 from keystile.senders.dispatch import Dispatcher, FailureCallback
 from keystile.senders.messages import totp_disabled_message, totp_enabled_message
-from keystile.store import tokens
+from keystile.store import recovery_codes, tokens
 from keystile.store import totp as store
 from keystile.store.audit import AuditEvent, insert_event
 from keystile.store.database import Database
@@ -379,6 +379,9 @@ class TotpEnrolment:
             lock_identity(conn, subject)
             active = store.get_active(conn, user.id)
             store.delete_for_user(conn, user.id)
+            # The codes stand in for the authenticator: they go with it (they would
+            # otherwise still step up, and survive into a later enrolment).
+            recovery_codes.delete_for_user(conn, user.id)
             tokens.revoke_live(conn, subject=subject, purpose=PURPOSE, now=now)
             insert_event(conn, self._event("disable", True, now, subject, client_address))
             return active is not None
