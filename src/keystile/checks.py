@@ -320,11 +320,7 @@ def startup_problems(
         problems += totp_configuration_problems(totp_config_from_settings(settings))
     if settings.recovery_codes_enabled:
         problems += recovery_configuration_problems(recovery_config_from_settings(settings))
-        if settings.recovery_code_storage == "argon2":
-            problems.append(
-                "KEYSTILE_RECOVERY_CODE_STORAGE: `argon2` codes can be stored but not yet "
-                "verified by the sign-in flows of this version; use `keyed`"
-            )
+
     if settings.otp_enabled:
         problems += otp_configuration_problems(
             otp_config(settings),

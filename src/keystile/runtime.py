@@ -192,6 +192,7 @@ class Runtime:
             recovery_config = recovery_config_from_settings(settings)
             self.recovery_codes = RecoveryCodeService(
                 config=recovery_config,
+                hasher=self._hasher,
                 db=db,
                 gate=self._gate(
                     "recovery_code", self._per_user_guard(parse_rate(recovery_config.rate))

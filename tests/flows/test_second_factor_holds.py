@@ -195,3 +195,38 @@ async def test_turning_totp_off_removes_the_recovery_codes(runtime: Runtime) -> 
     assert await runtime.totp_enrolment.disable(user, second_factor_recent=True)
     status = await runtime.recovery_codes.status(user)
     assert (status.remaining, status.total) == (0, 0)
+
+
+async def test_argon2_stored_codes_verify_off_the_write_path(
+    make_settings: Callable[..., Settings], clock: ManualClock
+) -> None:
+    """KEYSTILE_RECOVERY_CODE_STORAGE=argon2 (short custom codes): stored as Argon2id hashes,
+    a code is found among the user's unused ones before the transaction and used once; with
+    rotation the new code (also Argon2id) works next time."""
+    runtime = Runtime(
+        make_settings(
+            recovery_code_storage="argon2",
+            recovery_code_length=10,
+            recovery_code_mode="rotate_on_use",
+            **LOOSE,
+        ),
+        clock=clock,
+    )
+    try:
+        await runtime.password.create_user(EMAIL, PASSWORD)
+        await testing.enrol_totp(runtime, EMAIL)
+        user = await runtime.find_user(EMAIL)
+        assert user is not None
+        assert runtime.recovery_codes is not None
+        batch = await runtime.recovery_codes.generate(user)
+        stored = testing.rows(runtime, "SELECT code_hash FROM keystile_recovery_codes")
+        assert all(row["code_hash"].startswith("$argon2id$") for row in stored)
+        used = await runtime.sign_in.recovery_code((await held(runtime)).mfa_token, batch.codes[3])
+        new_code = used.details["recovery_code"]
+        assert isinstance(new_code, str)
+        with pytest.raises(AuthenticationFailedError):
+            await runtime.sign_in.recovery_code((await held(runtime)).mfa_token, batch.codes[3])
+        again = await runtime.sign_in.recovery_code((await held(runtime)).mfa_token, new_code)
+        assert again.strategies == ("password", "recovery_code")
+    finally:
+        await runtime.aclose()

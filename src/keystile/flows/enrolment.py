@@ -19,7 +19,7 @@ from keystile.store.database import Database
 from keystile.store.prepared import Executor
 from keystile.store.users import User
 from keystile.strategies.attempts import Admission
-from keystile.strategies.recovery_code.service import RecoveryCodeService
+from keystile.strategies.recovery_code.service import PreparedBatch, RecoveryCodeService
 from keystile.strategies.totp.enrolment import (
     Confirmed,
     Enabled,
@@ -52,7 +52,7 @@ class EnrolmentFlow:
         pending = await self._totp.begin_confirmation(
             user, setup_token, client_address=client_address
         )
-        batch = self.new_batch()
+        batch = await self.prepare_batch(user)
         outcome = await self._db.transact(
             functools.partial(self.confirm_in, pending=pending, code=code, batch=batch)
         )
@@ -62,9 +62,12 @@ class EnrolmentFlow:
         self.notify_enabled(user, outcome.enabled)
         return outcome.enabled
 
-    def new_batch(self) -> tuple[list[str], list[str]] | None:
-        """A batch for a first enrolment, drawn before the transaction (``None``: codes are off)."""
-        return self._recovery.new_batch() if self._recovery is not None else None
+    async def prepare_batch(self, user: User) -> PreparedBatch | None:
+        """A batch for a first enrolment, made (and hashed) before the transaction
+        (``None``: codes are off)."""
+        if self._recovery is None:
+            return None
+        return await self._recovery.prepare_batch(user.id)
 
     def notify_enabled(self, user: User, enabled: Enabled) -> None:
         """Tell the user two-step verification is on (never a secret or code)."""
@@ -76,7 +79,7 @@ class EnrolmentFlow:
         *,
         pending: PendingConfirmation,
         code: str,
-        batch: tuple[list[str], list[str]] | None,
+        batch: PreparedBatch | None,
     ) -> Confirmed:
         """The confirmation inside the caller's transaction, with a first enrolment's batch."""
         outcome = self._totp.confirm_in(conn, pending, code)
@@ -88,8 +91,7 @@ class EnrolmentFlow:
             or recovery_codes.has_unused(conn, user.id)
         ):
             return outcome
-        shown, normalised = batch
-        self._recovery.store_batch_in(conn, user, normalised, outcome.enabled.at)
+        self._recovery.store_batch_in(conn, user, batch, outcome.enabled.at)
         return dataclasses.replace(
-            outcome, enabled=dataclasses.replace(outcome.enabled, recovery_codes=tuple(shown))
+            outcome, enabled=dataclasses.replace(outcome.enabled, recovery_codes=batch.shown)
         )

@@ -49,7 +49,7 @@ from keystile.strategies.audit_trail import AuditTrail
 from keystile.strategies.factors import Claim, FactorCheck, SecondFactorCheck, VerifiedFactor
 from keystile.strategies.otp.service import OtpService
 from keystile.strategies.password.service import PasswordService
-from keystile.strategies.recovery_code.service import RecoveryCodeService
+from keystile.strategies.recovery_code.service import PreparedBatch, RecoveryCodeService
 from keystile.strategies.totp.enrolment import (
     Enabled,
     PendingConfirmation,
@@ -448,7 +448,7 @@ class SignInFlow:
         confirmation = await enrolment.begin_confirmation(
             user, setup_token, client_address=client_address
         )
-        batch = flow.new_batch()
+        batch = await flow.prepare_batch(user)
         session = self._sessions.prepare()
         outcome = await self._db.transact(
             functools.partial(
@@ -483,7 +483,7 @@ class SignInFlow:
         flow: EnrolmentFlow,
         confirmation: PendingConfirmation,
         code: str,
-        batch: tuple[list[str], list[str]] | None,
+        batch: PreparedBatch | None,
         mfa_token: str,
         session: PendingSession,
         conn: Executor,
@@ -537,6 +537,8 @@ class SignInFlow:
         if pending is None or method not in pending.methods:
             raise AuthenticationFailedError()
         admission = await gate.enter("verify", str(pending.user_id), client_address, now=now)
+        if admission.open:
+            check = await check.prepare(pending.user_id)
         session = self._sessions.prepare()
         try:
             outcome = await self._db.transact(
@@ -560,6 +562,8 @@ class SignInFlow:
     ) -> Authenticated:
         now = self._clock.now()
         admission = await gate.enter("verify", str(session.user.id), client_address, now=now)
+        if admission.open:
+            check = await check.prepare(session.user.id)
         fresh = self._sessions.prepare()
         try:
             outcome = await self._db.transact(

@@ -12,6 +12,7 @@ stepped-up session) is the flow's decision, never the strategy's.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,6 +95,10 @@ class SecondFactorCheck(Protocol):
     @property
     def strategy(self) -> str:
         """The strategy name, for limits and the audit trail."""
+        ...
+
+    async def prepare(self, user_id: uuid.UUID) -> SecondFactorCheck:
+        """Work that must not hold the write lock (a slow hash), done before the transaction."""
         ...
 
     def verify(self, conn: Executor, user: User, now: datetime) -> VerifiedFactor | None:

@@ -23,7 +23,8 @@ from keystile.runtime import Runtime
 from keystile.store.database import DriverConnection
 from keystile.store.tables import metadata
 from keystile.store.users import User
-from keystile.strategies.recovery_code.service import RecoveryCodeService
+from keystile.strategies.recovery_code import core
+from keystile.strategies.recovery_code.service import PreparedBatch, RecoveryCodeService
 
 PASSWORD = "correct horse battery"
 ALICE = "alice@example.com"
@@ -57,8 +58,13 @@ def store_codes(runtime: Runtime, email: str, normalised: list[str]) -> None:
     user = find_user(runtime, email)
     now = runtime.clock.now()
 
+    batch = PreparedBatch(
+        shown=tuple(normalised),
+        stored=tuple(core.hashes_for_storage(service.hashing_keys, user.id, normalised)),
+    )
+
     def work(conn: DriverConnection) -> None:
-        service.store_batch_in(conn, user, normalised, now)
+        service.store_batch_in(conn, user, batch, now)
 
     anyio.run(testing.database(runtime).transact, work)
 

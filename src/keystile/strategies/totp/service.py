@@ -11,6 +11,7 @@ authenticator, is one failure, counted like any other.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -42,6 +43,10 @@ class TotpCodeCheck:
     encryption_keys: KeyRing = field(repr=False)
 
     strategy = STRATEGY
+
+    async def prepare(self, user_id: uuid.UUID) -> TotpCodeCheck:
+        """Nothing to do outside the transaction: the check is cheap."""
+        return self
 
     def verify(self, conn: Executor, user: User, now: datetime) -> VerifiedFactor | None:
         """The verified factor, or ``None``; an accepted code's step is recorded here."""
