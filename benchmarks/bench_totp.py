@@ -45,19 +45,14 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import math
-import os
-import secrets
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
-
-import anyio
 
 from harness import (
     BenchmarkError,
@@ -72,17 +67,16 @@ from harness import (
     lua_string,
     main_of,
     measure,
+    probe_rate,
     report,
     require_wrk,
     run_wrk,
     running_server,
+    server_cpu_seconds,
+    users_for,
     write_body_cycle_script,
 )
-from keystile import testing
-from keystile.flows.sign_in import SecondFactorRequired
-from keystile.runtime import Runtime
-from keystile.strategies.totp.rfc6238 import totp_at_step
-from otp_seed import compact_json, emails, progress, seeding_runtime
+from otp_seed import Account, compact_json, emails, progress, seed_accounts, seeding_runtime
 
 VERIFY = "/auth/user/totp/verify"
 SIGN_IN = "/auth/user/password/sign_in"
@@ -95,8 +89,6 @@ PERIOD = 30
 PROBE_SECONDS = 2
 PROBE_USERS_PER_WORKER = {"step": 2_000, "flow": 800}
 """Users for the probe: more than it uses at 1,000 verifies or 400 flows/s per worker."""
-MIN_USERS = 200
-SEED_CONCURRENCY = 8
 WRK_TIMEOUT_SECONDS = 10
 """Per-request timeout: a slow answer is measured, not counted as a socket error."""
 MFA_TOKEN_LIFETIME_SECONDS = 300
@@ -153,81 +145,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 # --- seeding ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Account:
-    """A seeded user: email, password, TOTP secret and (step mode) a held sign-in's mfa_token."""
-
-    email: str
-    password: str
-    secret: bytes
-    mfa_token: str = ""
-
-    def sign_in_body(self) -> str:
-        """The ``POST …/password/sign_in`` JSON body, on one line."""
-        return compact_json({"user": {"email": self.email, "password": self.password}})
-
-    def verify_body(self, step: int) -> str:
-        """The ``POST …/totp/verify`` JSON body with this account's code of ``step``."""
-        return compact_json({"user": {"mfa_token": self.mfa_token, "code": self.code(step)}})
-
-    def code(self, step: int) -> str:
-        """The account's TOTP code of time step ``step``."""
-        return totp_at_step(self.secret, step)
-
-
-def seed_accounts(
-    runtime: Runtime, addresses: Sequence[str], *, with_tokens: bool
-) -> list[Account]:
-    """A user with a random password and an active authenticator per address, in order.
-
-    With ``with_tokens``, then a password sign-in for each (``runtime.sign_in.password``),
-    which the second factor holds: its mfa_token is the account's. Passwords are hashed by
-    ``runtime.password.create_user`` with the configured preset, as the server would.
-    ``SEED_CONCURRENCY`` tasks in one ``anyio.run``.
-
-    Raises:
-        BenchmarkError: a sign-in was not held for the second factor.
-    """
-    accounts: dict[str, Account] = {}
-    started = time.monotonic()
-
-    async def create(email: str) -> None:
-        password = secrets.token_urlsafe(12)
-        await runtime.password.create_user(email, password)
-        secret = await testing.enrol_totp(runtime, email)
-        accounts[email] = Account(email, password, secret)
-
-    async def hold(email: str) -> None:
-        account = accounts[email]
-        result = await runtime.sign_in.password(email, account.password)
-        if not isinstance(result, SecondFactorRequired):
-            raise BenchmarkError(f"{email} signed in without a second factor")
-        accounts[email] = Account(email, account.password, account.secret, result.mfa_token)
-
-    async def run_all() -> None:
-        await _each(addresses, create)
-        if with_tokens:
-            await _each(addresses, hold)
-
-    anyio.run(run_all)
-    what = "users with an authenticator" + (" and an mfa_token" if with_tokens else "")
-    progress(f"seeded {len(addresses)} {what} in {time.monotonic() - started:.1f} s")
-    return [accounts[email] for email in addresses]
-
-
-async def _each(items: Sequence[str], action: Callable[[str], Awaitable[None]]) -> None:
-    """``await action(item)`` for every item, ``SEED_CONCURRENCY`` at a time."""
-    pending = iter(items)
-
-    async def worker() -> None:
-        for item in pending:  # a shared iterator: each item goes to exactly one task
-            await action(item)
-
-    async with anyio.create_task_group() as group:
-        for _ in range(SEED_CONCURRENCY):
-            group.start_soon(worker)
-
-
 def code_step(valid_for_seconds: float, *, now: float | None = None) -> int:
     """The time step whose codes the server accepts for the next ``valid_for_seconds``.
 
@@ -241,27 +158,6 @@ def code_step(valid_for_seconds: float, *, now: float | None = None) -> int:
     if (current + 2) * PERIOD - now >= valid_for_seconds:
         return current
     return current + 1
-
-
-def server_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` and its children, from ``/proc``.
-
-    As allauth's ``bench.py`` counts its gunicorn master and workers, so "server CPU per
-    flow" compares the servers' work whatever each client costs.
-    """
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(entry.name) == pid or int(fields[1]) == pid:
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
 
 
 # --- checks -----------------------------------------------------------------------------------
@@ -319,11 +215,6 @@ def verify_script(
     )
 
 
-def users_for(rate: float, seconds: int, margin: float) -> int:
-    """Users enough for ``margin`` times what ``rate`` uses in ``seconds`` (one each)."""
-    return max(MIN_USERS, math.ceil(margin * rate * seconds))
-
-
 def run_step(args: argparse.Namespace, workdir: Path, env: Mapping[str, str]) -> int:
     """``--mode step``: the verify route next to the bare route; the exit status."""
     with seeding_runtime(env) as runtime:
@@ -343,7 +234,7 @@ def run_step(args: argparse.Namespace, workdir: Path, env: Mapping[str, str]) ->
                 script=verify_script(workdir, probe_accounts, valid_for=15, name="probe"),
                 timeout_seconds=WRK_TIMEOUT_SECONDS,
             )
-            rate = _probe_rate(probe, "verifies")
+            rate = probe_rate(probe, "verifies")
             warmup_count = users_for(rate, args.warmup, args.margin)
             run_count = args.users or users_for(rate, args.seconds, args.margin)
             progress(f"seeding {warmup_count} warm-up and {run_count} measured users")
@@ -410,14 +301,6 @@ def run_step(args: argparse.Namespace, workdir: Path, env: Mapping[str, str]) ->
         print("the run used more requests than held sign-ins: raise --users", file=sys.stderr)
         return 1
     return status
-
-
-def _probe_rate(result: WrkResult, what: str) -> float:
-    if result.problems:
-        progress(f"the probe run had errors ({', '.join(result.problems)}); sizing from its rate")
-    rate = result.requests / max(result.duration_seconds, 0.001)
-    progress(f"probe: {rate:.0f} {what}/s")
-    return rate
 
 
 # --- flow mode --------------------------------------------------------------------------------

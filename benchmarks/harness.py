@@ -19,6 +19,7 @@ script from :func:`write_body_cycle_script`; ``bench_echo.py`` shows and checks 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -341,6 +342,52 @@ def _tail(path: Path, lines: int = 30) -> str:
     except OSError:
         return "(no server log)"
     return "\n".join(text.splitlines()[-lines:]) or "(server log is empty)"
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its children, from ``/proc``.
+
+    As allauth's ``bench.py`` counts its gunicorn master and workers, so "server CPU per
+    request" compares the servers' work whatever each client costs. Read it before and
+    after a run; the difference is the run's.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+# --- sizing single-use data ---------------------------------------------------------------
+
+
+MIN_USERS = 200
+"""The fewest single-use identities :func:`users_for` sizes a run for."""
+
+
+def users_for(rate: float, seconds: int, margin: float) -> int:
+    """Identities enough for ``margin`` times what ``rate`` uses in ``seconds`` (one each)."""
+    return max(MIN_USERS, math.ceil(margin * rate * seconds))
+
+
+def probe_rate(result: WrkResult, what: str) -> float:
+    """The completed requests per second of a probe run, said on standard error.
+
+    A probe that had errors still sizes the run (its rate is a rate of answers), with a note.
+    """
+    if result.problems:
+        _progress(f"the probe run had errors ({', '.join(result.problems)}); sizing from its rate")
+    rate = result.requests / max(result.duration_seconds, 0.001)
+    _progress(f"probe: {rate:.0f} {what}/s")
+    return rate
 
 
 # --- HTTP helpers ---------------------------------------------------------------------------

@@ -11,13 +11,15 @@ purpose ``otp``, the configured lifetime) without sending anything.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 from sqlalchemy import func, select
@@ -25,10 +27,12 @@ from sqlalchemy import func, select
 from harness import BenchmarkError
 from keystile import testing
 from keystile.errors import ConfigurationError
+from keystile.flows.sign_in import SecondFactorRequired
 from keystile.runtime import Runtime
 from keystile.settings import load_settings
 from keystile.store.tables import tokens
 from keystile.strategies.otp.service import PURPOSE as OTP_PURPOSE
+from keystile.strategies.totp.rfc6238 import totp_at_step
 
 DOMAIN = "bench.example"
 _Action = Callable[[str], Awaitable[None]]
@@ -168,6 +172,90 @@ async def _in_parallel(
     async with anyio.create_task_group() as group:
         for _ in range(max(1, concurrency)):
             group.start_soon(worker)
+
+
+@dataclass(frozen=True)
+class Account:
+    """A seeded user with a second factor: email, password, TOTP secret, (optionally) a
+    batch of recovery codes as shown, and (optionally) a held sign-in's mfa_token."""
+
+    email: str
+    password: str = field(repr=False)
+    secret: bytes = field(repr=False)
+    mfa_token: str = field(default="", repr=False)
+    recovery_codes: tuple[str, ...] = field(default=(), repr=False)
+
+    def sign_in_body(self) -> str:
+        """The ``POST …/password/sign_in`` JSON body, on one line."""
+        return compact_json({"user": {"email": self.email, "password": self.password}})
+
+    def verify_body(self, step: int) -> str:
+        """The ``POST …/totp/verify`` JSON body with this account's code of ``step``."""
+        return compact_json({"user": {"mfa_token": self.mfa_token, "code": self.code(step)}})
+
+    def recovery_body(self, index: int = 0) -> str:
+        """The ``POST …/recovery_code/verify`` JSON body with the batch's code ``index``."""
+        code = self.recovery_codes[index]
+        return compact_json({"user": {"mfa_token": self.mfa_token, "code": code}})
+
+    def code(self, step: int) -> str:
+        """The account's TOTP code of time step ``step``."""
+        return totp_at_step(self.secret, step)
+
+
+def seed_accounts(
+    runtime: Runtime,
+    addresses: Sequence[str],
+    *,
+    with_tokens: bool,
+    recovery_codes: bool = False,
+) -> list[Account]:
+    """A user with a random password and an active authenticator per address, in order.
+
+    With ``recovery_codes``, each also gets a batch (``runtime.recovery_codes.generate``,
+    stored as the generate route stores it). With ``with_tokens``, then a password
+    sign-in for each (``runtime.sign_in.password``), which the second factor holds: its
+    mfa_token is the account's. Passwords are hashed by ``runtime.password.create_user``
+    with the configured preset, as the server would. ``SEED_CONCURRENCY`` tasks in one
+    ``anyio.run``.
+
+    Raises:
+        BenchmarkError: recovery codes are off, or a sign-in was not held for the second
+            factor.
+    """
+    service = runtime.recovery_codes
+    if recovery_codes and service is None:
+        raise BenchmarkError("recovery codes are turned off (KEYSTILE_RECOVERY_CODES_ENABLED)")
+    accounts: dict[str, Account] = {}
+    started = time.monotonic()
+
+    async def create(email: str) -> None:
+        password = secrets.token_urlsafe(12)
+        user = await runtime.password.create_user(email, password)
+        secret = await testing.enrol_totp(runtime, email)
+        codes: tuple[str, ...] = ()
+        if recovery_codes and service is not None:
+            codes = (await service.generate(user)).codes
+        accounts[email] = Account(email, password, secret, recovery_codes=codes)
+
+    async def hold(email: str) -> None:
+        account = accounts[email]
+        result = await runtime.sign_in.password(email, account.password)
+        if not isinstance(result, SecondFactorRequired):
+            raise BenchmarkError(f"{email} signed in without a second factor")
+        accounts[email] = dataclasses.replace(account, mfa_token=result.mfa_token)
+
+    async def run_all() -> None:
+        await _in_parallel("users", addresses, create, SEED_CONCURRENCY)
+        if with_tokens:
+            await _in_parallel("mfa_tokens", addresses, hold, SEED_CONCURRENCY)
+
+    anyio.run(run_all)
+    what = "users with an authenticator"
+    what += " and recovery codes" if recovery_codes else ""
+    what += " and an mfa_token" if with_tokens else ""
+    progress(f"seeded {len(addresses)} {what} in {time.monotonic() - started:.1f} s")
+    return [accounts[email] for email in addresses]
 
 
 def count_used_codes(runtime: Runtime, subjects_like: str) -> tuple[int, int]:
