@@ -144,7 +144,8 @@ def verify(
     header = jwt.get_unverified_header(token)
     key = next((candidate for candidate in keys if candidate.kid == header.get("kid")), None)
     if key is None:
-        raise jwt.InvalidKeyError("unknown kid")
+        # An InvalidTokenError like every other refusal (InvalidKeyError is not one).
+        raise jwt.InvalidSignatureError("unknown kid")
     claims: dict[str, Any] = jwt.decode(
         token,
         _load(key).public_key(),

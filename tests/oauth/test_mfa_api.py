@@ -171,3 +171,14 @@ def test_the_mfa_otp_grant_finishes_an_association(
     assert again.status_code == 403
     methods = client.get("/mfa/authenticators", headers=bearer(again.json()["mfa_token"]))
     assert [a["authenticator_type"] for a in methods.json()][:1] == ["otp"]
+
+
+def test_a_keystile_session_token_is_not_an_access_token_for_the_mfa_api(setup: Setup) -> None:
+    """DELETE /mfa/authenticators with a token of another kind (a Keystile session token, whose
+    kid is no signing key of the JWKS): 401 invalid_token, never a 500 (Schemathesis found it)."""
+    session = setup.client.post(
+        "/auth/user/recovery_code/verify",
+        json={"user": {"mfa_token": setup.mfa_token(), "code": setup.codes[2]}},
+    ).json()["token"]
+    answer = setup.client.delete("/mfa/authenticators/0", headers=bearer(session))
+    assert answer.status_code == 401

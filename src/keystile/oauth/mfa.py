@@ -259,7 +259,7 @@ class MfaApi:
             jti = str(claims["jti"])
             amr = [str(value) for value in claims.get("amr", [])]
             auth_time = float(claims["auth_time"])
-        except (jwt.InvalidTokenError, KeyError, ValueError, TypeError):
+        except (jwt.PyJWTError, KeyError, ValueError, TypeError):
             raise UnauthenticatedError() from None
         user = await self._tokens.active_user(jti=jti, user_id=user_id, now=self._clock.now())
         if user is None:

@@ -100,7 +100,10 @@ class AccessTokenVerifier:
             InsufficientAuthenticationError: valid, but ``acr`` not in ``acr_values`` or
                 ``auth_time`` older than ``max_age`` seconds.
         """
-        key = self._keys.get_signing_key_from_jwt(token)
+        try:
+            key = self._keys.get_signing_key_from_jwt(token)
+        except jwt.PyJWKClientError as error:  # an unknown kid: refused like any bad token
+            raise jwt.InvalidSignatureError(str(error)) from None
         claims: dict[str, Any] = jwt.decode(
             token,
             key.key,
