@@ -24,12 +24,10 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -40,9 +38,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from keystile import testing_server
+
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCHMARKS_DIR.parent
-LOOPBACK = "127.0.0.1"
+LOOPBACK = testing_server.LOOPBACK
 WRK_THREADS = 2
 WRK_INSTALL_HINT = "apt-get install wrk"
 APP = "app:create"
@@ -236,10 +236,7 @@ class Server:
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return testing_server.free_port()
 
 
 @contextmanager
@@ -255,93 +252,46 @@ def running_server(
     """Run ``app`` under uvicorn on 127.0.0.1 until the block ends, then stop it.
 
     The server runs in ``workdir`` with ``env`` and its output goes to
-    ``workdir/server.log``. It is stopped by its PID however the block ends.
+    ``workdir/server.log``. Ready is any HTTP answer to ``ready_path``. Starting, waiting
+    and stopping (SIGTERM to its PID, then SIGKILL to its process group, however the block
+    ends) are :func:`keystile.testing_server.serving`, the same as the tests' servers.
 
     Raises:
         BenchmarkError: the server exited or did not answer ``ready_path`` in time.
     """
-    port = free_port()
-    log_path = workdir / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--factory",
-        "--app-dir",
-        str(BENCHMARKS_DIR),
-        "--workers",
-        str(workers),
-        "--host",
-        LOOPBACK,
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
+
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--factory",
+            "--app-dir",
+            str(BENCHMARKS_DIR),
+            "--workers",
+            str(workers),
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+
+    try:
+        with testing_server.serving(
             command,
             cwd=workdir,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its workers share its process group: see stop_server
-        )
-    try:
-        server = Server(f"http://{LOOPBACK}:{port}", process.pid, workers, log_path)
-        _wait_until_ready(process, server, ready_path, start_timeout)
-        yield server
-    finally:
-        stop_server(process)
-
-
-def stop_server(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
-    """Stop the server: SIGTERM to its PID; if it is still up after ``grace``, SIGKILL to
-    its process group (its own, made by ``start_new_session``, so this reaches its workers
-    and nothing else)."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            print(f"server {process.pid} ignored SIGTERM; killing it", file=sys.stderr)
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=grace)
-
-
-def _wait_until_ready(
-    process: subprocess.Popen[bytes], server: Server, path: str, timeout: float
-) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise BenchmarkError(
-                f"the server exited with status {process.returncode} before answering:\n"
-                + _tail(server.log_path)
-            )
-        try:
-            if httpx.get(server.url(path), timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise BenchmarkError(
-                f"the server did not answer GET {path} within {timeout:.0f} s:\n"
-                + _tail(server.log_path)
-            )
-        time.sleep(0.1)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no server log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(server log is empty)"
+            env=env,
+            ready_path=ready_path,
+            log_path=workdir / "server.log",
+            timeout=start_timeout,
+        ) as running:
+            yield Server(running.base_url, running.pid, workers, running.log_path)
+    except testing_server.ServerStartError as error:
+        raise BenchmarkError(str(error)) from None
 
 
 def server_cpu_seconds(pid: int) -> float:
@@ -796,6 +746,6 @@ def report(
     for failure in failures:
         print(f"  {failure}", file=sys.stderr)
     if server_log is not None:
-        print(f"End of the server log:\n{_tail(server_log)}", file=sys.stderr)
+        print(f"End of the server log:\n{testing_server.log_tail(server_log)}", file=sys.stderr)
     print(rule, file=sys.stderr)
     return 1

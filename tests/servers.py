@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from keystile.testing_server import free_port as free_port  # re-exported for the tests
+from keystile.testing_server import serving
+
 
 def _pg_bin() -> Path:
     if "KEYSTILE_TEST_PG_BIN" in os.environ:
@@ -31,14 +34,6 @@ PG_BIN = _pg_bin()
 
 #: A TestClient peer on this machine (Starlette's default, "testclient", is no address).
 LOOPBACK = ("127.0.0.1", 50000)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def unavailable(reason: str) -> None:
@@ -168,40 +163,19 @@ def keystile_server(cwd: Path, env: dict[str, str], *args: str) -> Iterator[str]
     """``keystile serve`` as a real process in ``cwd``; yields its base URL.
 
     ``env`` is added to the environment after every inherited ``KEYSTILE_*``
-    variable is dropped, so only what the test sets applies.
+    variable is dropped, so only what the test sets applies. Its output is in
+    ``cwd/server-PORT.log``. Ready is any answer to ``GET /auth/me`` (401 without a
+    session), which every mode gives, unlike ``/openapi.json`` (off in production).
+    Starting, waiting and stopping are :func:`keystile.testing_server.serving`, the
+    same as the benchmarks' server.
     """
-    import httpx
-
-    port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTILE_")}
     environment.update(env)
-    log = (cwd / f"serve-{port}.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "keystile", "serve", "--port", str(port), *args],
+    with serving(
+        lambda port: [sys.executable, "-m", "keystile", "serve", "--port", str(port), *args],
         cwd=cwd,
         env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/openapi.json", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    output = (cwd / f"serve-{port}.log").read_text()[-2000:]
-                    raise AssertionError(f"keystile serve did not start:\n{output}") from None
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log.close()
+        ready_path="/auth/me",
+        timeout=30,
+    ) as server:
+        yield server.base_url

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -14,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser
 
-from tests.servers import free_port
+from keystile.testing_server import serving
 from tests.web.pages.browser import (
     PASSWORD,
     SERVER_ENV,
@@ -29,14 +27,13 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[Server]:
-    """The host app of tests/web/pages/host_app.py under uvicorn, in its own process."""
-    port = free_port()
+    """The host app of tests/web/pages/host_app.py under uvicorn, in its own process
+    (started, awaited and stopped by keystile.testing_server.serving, as keystile serve is)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTILE_")}
     environment.update(SERVER_ENV)
     environment["PYTHONPATH"] = str(ROOT)
-    log = (tmp_path / "host.log").open("w")
-    process = subprocess.Popen(
-        [
+    with serving(
+        lambda port: [
             sys.executable,
             "-m",
             "uvicorn",
@@ -49,26 +46,11 @@ def host(tmp_path: Path) -> Iterator[Server]:
         ],
         cwd=tmp_path,
         env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/openapi-ready", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    raise AssertionError((tmp_path / "host.log").read_text()[-2000:]) from None
-                time.sleep(0.1)
-        yield Server(base=base, cwd=tmp_path, env=dict(SERVER_ENV))
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
+        ready_path="/openapi-ready",
+        log_path=tmp_path / "host.log",
+        timeout=30,
+    ) as running:
+        yield Server(base=running.base_url, cwd=tmp_path, env=dict(SERVER_ENV))
 
 
 def test_host_app_mounts_the_pages_under_its_prefix_in_its_layout_and_guards_its_page(
