@@ -259,6 +259,7 @@ class Runtime:
             mfa_tokens=mfa_tokens,
             otp=self.otp,
             totp_enrolment=self.totp_enrolment,
+            recovery=self.recovery_codes,
         )
 
     def _build_limiter(self) -> RateLimiter:

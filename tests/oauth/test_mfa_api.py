@@ -156,6 +156,8 @@ def test_the_mfa_otp_grant_finishes_an_association(
     associated = client.post(
         "/mfa/associate", headers=bearer(token), json={"authenticator_types": ["otp"]}
     ).json()
+    # As Auth0 does, the first enrolment's recovery codes come with the association.
+    assert len(set(associated["recovery_codes"])) == 10
     granted = client.post(
         "/oauth/token",
         data={
@@ -171,6 +173,25 @@ def test_the_mfa_otp_grant_finishes_an_association(
     assert again.status_code == 403
     methods = client.get("/mfa/authenticators", headers=bearer(again.json()["mfa_token"]))
     assert [a["authenticator_type"] for a in methods.json()][:1] == ["otp"]
+    # And one of those codes finishes a later sign-in.
+    created_rc = portal.call(
+        lambda: runtime.oauth.clients.create("rc", grant_types=["password", MFA_RECOVERY])
+    )
+    rc_credentials = {
+        "client_id": created_rc.client.client_id,
+        "client_secret": created_rc.secret,
+    }
+    held = client.post("/oauth/token", data={**password_grant, **rc_credentials}).json()
+    recovered = client.post(
+        "/oauth/token",
+        data={
+            "grant_type": MFA_RECOVERY,
+            "mfa_token": held["mfa_token"],
+            "recovery_code": associated["recovery_codes"][0],
+            **rc_credentials,
+        },
+    )
+    assert recovered.status_code == 200, recovered.text
 
 
 def test_a_keystile_session_token_is_not_an_access_token_for_the_mfa_api(setup: Setup) -> None:

@@ -39,6 +39,7 @@ from keystile.store.locks import lock_identity
 from keystile.store.prepared import Executor
 from keystile.store.tokens import TokenStore
 from keystile.store.users import User
+from keystile.strategies.recovery_code.service import RecoveryCodeService
 from keystile.strategies.totp.enrolment import RECENT_SECOND_FACTOR, TotpEnrolment
 from keystile.tokens import AMR_MFA
 
@@ -80,6 +81,7 @@ class MfaApi:
         signing: SigningKeys,
         issuer: str,
         audience: str,
+        recovery: RecoveryCodeService | None = None,
     ) -> None:
         self._db = db
         self._mfa = mfa_tokens
@@ -88,6 +90,7 @@ class MfaApi:
         self._encryption = encryption_keys
         self._enrolment = totp_enrolment
         self._recovery = recovery_codes_enabled
+        self._recovery_service = recovery
         self._signing = signing
         self._issuer = issuer
         self._audience = audience
@@ -164,7 +167,16 @@ class MfaApi:
                 expires_at=pending.expires_at,
             )
         )
-        return Association(secret=setup.secret, barcode_uri=setup.totp_url)
+        # Auth0 hands the recovery codes out with the association: a user who holds none
+        # gets the first batch now (shown this once), and confirming the setup then makes no
+        # other. Until the authenticator is confirmed they stand in for nothing: a sign-in
+        # offers recovery codes only beside an active authenticator.
+        codes: tuple[str, ...] = ()
+        if self._recovery_service is not None:
+            held = await self._recovery_service.status(user)
+            if held.remaining == 0:
+                codes = (await self._recovery_service.generate(user)).codes
+        return Association(secret=setup.secret, barcode_uri=setup.totp_url, recovery_codes=codes)
 
     @staticmethod
     def _remember_setup(

@@ -14,6 +14,7 @@ from keystile.oauth.signing import SigningKeys
 from keystile.settings import Settings
 from keystile.store.database import Database
 from keystile.strategies.otp.service import OtpService
+from keystile.strategies.recovery_code.service import RecoveryCodeService
 from keystile.strategies.totp.enrolment import TotpEnrolment
 
 
@@ -27,6 +28,7 @@ def build_oauth(
     mfa_tokens: MfaTokens,
     otp: OtpService | None,
     totp_enrolment: TotpEnrolment | None,
+    recovery: RecoveryCodeService | None = None,
 ) -> tuple[OAuthService, MfaApi]:
     """The token endpoint's service and the MFA API's, sharing one client registry,
     one set of signing keys and the deployment's key rings."""
@@ -55,6 +57,7 @@ def build_oauth(
         encryption_keys=encryption_keys,
         totp_enrolment=totp_enrolment,
         recovery_codes_enabled=settings.recovery_codes_enabled,
+        recovery=recovery,
         signing=signing,
         issuer=settings.issuer,
         audience=settings.token_audience,
