@@ -230,3 +230,28 @@ async def test_argon2_stored_codes_verify_off_the_write_path(
         assert again.strategies == ("password", "recovery_code")
     finally:
         await runtime.aclose()
+
+
+async def test_a_reset_under_the_required_policy_holds_the_sign_in_for_enrolment(
+    make_settings: Callable[..., Settings], clock: ManualClock
+) -> None:
+    """mfa_policy=required: reset_mfa gives no one-factor session; it answers an MFA token
+    held for enrolment (method totp_setup), as a first sign-in without a factor does."""
+    runtime = Runtime(make_settings(mfa_policy="required", **LOOSE), clock=clock)
+    try:
+        await runtime.password.create_user(EMAIL, PASSWORD)
+        await testing.enrol_totp(runtime, EMAIL)
+        user = await runtime.find_user(EMAIL)
+        assert user is not None
+        assert runtime.recovery_codes is not None
+        batch = await runtime.recovery_codes.generate(user)
+        result = await runtime.sign_in.reset_mfa((await held(runtime)).mfa_token, batch.codes[0])
+        assert isinstance(result, SecondFactorRequired)
+        assert result.methods == ("totp_setup",)
+        sessions = testing.rows(
+            runtime,
+            "SELECT jti FROM keystile_tokens WHERE purpose = 'access' AND revoked_at IS NULL",
+        )
+        assert sessions == []
+    finally:
+        await runtime.aclose()

@@ -134,6 +134,13 @@ class _Outcome:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+def _session(result: SignInResult) -> Authenticated:
+    """A second step's session (only a reset under the required policy holds a sign-in)."""
+    if not isinstance(result, Authenticated):
+        raise RuntimeError("a second factor's check answered a challenge")
+    return result
+
+
 class SignInFlow:
     """Sign-ins by every first-factor strategy, through one path."""
 
@@ -339,9 +346,10 @@ class SignInFlow:
             LookupError: the TOTP strategy is turned off.
         """
         service = self._totp_service()
-        return await self._second_step(
+        result = await self._second_step(
             service.gate, "totp", service.claim(code), mfa_token, client_address
         )
+        return _session(result)
 
     async def recovery_code(
         self,
@@ -364,18 +372,22 @@ class SignInFlow:
         """
         service = self._recovery_service()
         check = service.claim(code, rotate=rotate)
-        return await self._second_step(
+        result = await self._second_step(
             service.gate, "recovery_code", check, mfa_token, client_address
         )
+        return _session(result)
 
     async def reset_mfa(
         self, mfa_token: str, code: str, *, client_address: str | None = None
-    ) -> Authenticated:
+    ) -> SignInResult:
         """Finish a sign-in with a recovery code and remove the second factor.
 
         The authenticator and the remaining recovery codes are deleted and the
-        user's other sessions revoked, in the same transaction; the new session
-        carries the first factor only, and the user may enrol again.
+        user's other sessions revoked (and its other held sign-ins), in the same
+        transaction; the new session carries the first factor only, and the
+        user may enrol again. Under the ``required`` policy there is no session
+        with one factor: the answer holds the sign-in for enrolment instead
+        (``SecondFactorRequired`` with method ``totp_setup``).
 
         Raises: as :meth:`recovery_code`.
         """
@@ -529,7 +541,7 @@ class SignInFlow:
         client_address: str | None,
         *,
         reset: bool = False,
-    ) -> Authenticated:
+    ) -> SignInResult:
         now = self._clock.now()
         pending = await self._db.query(
             functools.partial(self._mfa.find_in, token=mfa_token, now=now)
@@ -547,6 +559,11 @@ class SignInFlow:
         finally:
             if reset and pending is not None:  # its other sessions were revoked: here at once
                 self._sessions.forget_user(str(pending.user_id))
+        if outcome.challenge is not None and outcome.user is not None:
+            # Reset under the required policy: the user enrols again before any session.
+            if self._notices is not None:
+                self._notices.mfa_reset_with_recovery_code(outcome.user)
+            return outcome.challenge
         result = self._finish(outcome, session, now)
         if outcome.signed_out:
             self._sessions.forget_user(result.user.subject)
@@ -640,6 +657,21 @@ class SignInFlow:
             tokens.revoke_live(conn, subject=user.subject, purpose="access", now=attempt.now)
             # Sign-ins held for the removed factor must not be finished by a new one.
             tokens.revoke_live(conn, subject=user.subject, purpose=MFA_PURPOSE, now=attempt.now)
+            if self._policy == "required":
+                # No session with one factor where every session needs two: the sign-in
+                # is held for enrolment, as a first sign-in without a second factor is.
+                issued = self._mfa.issue_in(
+                    conn,
+                    user_id=user.id,
+                    strategies=first.strategies,
+                    amr=first.amr,
+                    methods=("totp_setup",),
+                    now=attempt.now,
+                )
+                challenge = SecondFactorRequired(
+                    mfa_token=issued.token, expires_in=issued.expires_in, methods=("totp_setup",)
+                )
+                return _Outcome(user=user, challenge=challenge)
             self._sessions.store_in(conn, user, session)
             return _Outcome(user=user, grant=first)
         signed_out = self._change_password(conn, user, pending.password_hash, attempt.now)

@@ -31,12 +31,13 @@ from keystile.web.assurance import recent_auth_dependency
 from keystile.web.guards import client_address, session_dependency, verify_bearer
 from keystile.web.responses import NoStoreRoute, error_responses
 from keystile.web.schemas import (
-    AuthenticatedBody,
     RecoveryAuthenticatedBody,
     RecoveryCodesBody,
     RecoveryCodeStatusBody,
     RecoveryResetBody,
     RecoveryVerifyBody,
+    SignInAnswer,
+    sign_in_answer,
 )
 
 #: How recently a session must have passed a second factor to generate codes: a
@@ -85,15 +86,15 @@ def recovery_code_router(
 
     @router.post(
         "/reset_mfa",
-        response_model=AuthenticatedBody,
+        response_model=SignInAnswer,
         responses=error_responses(400, 401, 429, 503),
         summary="Sign in with a recovery code and remove the second factor (re-enrol after)",
     )
-    async def reset_mfa(body: RecoveryResetBody, request: Request) -> AuthenticatedBody:
+    async def reset_mfa(body: RecoveryResetBody, request: Request) -> SignInAnswer:
         result = await sign_in_flow.reset_mfa(
             body.user.mfa_token, body.user.code, client_address=client_address(request)
         )
-        return AuthenticatedBody.of(result)
+        return sign_in_answer(result)
 
     @router.post(
         "/generate",
