@@ -275,6 +275,9 @@ def test_sign_in_works_from_the_keyboard_alone(
     context = browser.new_context()
     page = context.new_page()
     page.goto(server.url("/sign-in"))
+    # The field has the focus once the page is ready (autofocus); on a loaded machine the
+    # keys must not be typed before that, or they go nowhere.
+    page.wait_for_function("document.activeElement && document.activeElement.name === 'email'")
     page.keyboard.type(email)
     page.keyboard.press("Tab")
     page.keyboard.type("correct horse battery staple")
