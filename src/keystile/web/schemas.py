@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from keystile.crypto.passwords import MAX_PASSWORD_LENGTH
 from keystile.flows.sessions import Authenticated, Session
@@ -203,11 +204,23 @@ class TotpVerifyBody(_Strict):
     user: TotpVerifyFields
 
 
-#: A recovery code as typed: the default 16 Crockford base32 symbols (any case; I, L
-#: and O read as 1, 1 and 0; U is not a symbol), with any spaces and hyphens between.
-#: The OpenAPI document states the rule the service applies, so schema-valid input is
-#: never refused as malformed (with a custom KEYSTILE_RECOVERY_CODE_LENGTH the service
-#: applies that length instead).
+def recovery_code_text(length: int) -> Any:
+    """A recovery code as typed: ``length`` Crockford base32 symbols (any case; I, L and O
+    read as 1, 1 and 0; U is not a symbol), with any spaces and hyphens between.
+
+    The OpenAPI document states the rule the service applies, so schema-valid input is
+    never refused as malformed.
+    """
+    return Annotated[
+        str,
+        StringConstraints(
+            strict=True,
+            max_length=max(64, 4 * length),
+            pattern=rf"^[ -]*(?:[0-9A-TV-Za-tv-z][ -]*){{{length}}}$",
+        ),
+    ]
+
+
 RecoveryCodeText = Annotated[
     str,
     StringConstraints(
@@ -347,3 +360,24 @@ class RecoveryCodeStatusBody(BaseModel):
     total: int = Field(description="Codes in the batch, used or not.")
     generated_at: datetime | None = Field(description="When the batch was generated.")
     low: bool = Field(description="Few codes remain (2 or fewer): time to generate new ones.")
+
+
+@functools.cache
+def recovery_bodies(length: int) -> tuple[type[RecoveryVerifyBody], type[RecoveryResetBody]]:
+    """The verify and reset bodies for codes of ``length`` symbols (the configured length)."""
+    if length == DEFAULT_RECOVERY_CODE_LENGTH:
+        return RecoveryVerifyBody, RecoveryResetBody
+    code: Any = (recovery_code_text(length), ...)
+    verify_fields = create_model(
+        f"RecoveryVerifyFields{length}", __base__=RecoveryVerifyFields, code=code
+    )
+    verify = create_model(
+        f"RecoveryVerifyBody{length}", __base__=RecoveryVerifyBody, user=(verify_fields, ...)
+    )
+    reset_fields = create_model(
+        f"RecoveryResetFields{length}", __base__=RecoveryResetFields, code=code
+    )
+    reset = create_model(
+        f"RecoveryResetBody{length}", __base__=RecoveryResetBody, user=(reset_fields, ...)
+    )
+    return verify, reset

@@ -322,3 +322,26 @@ def test_the_first_batch_stays_single_use_after_generate_elsewhere(app: App) -> 
     app.user(BOB)
     generate(app.runtime, BOB)
     assert app.verify(alice[0], mfa_token=app.mfa_token(ALICE)).status_code == 200
+
+
+def test_a_custom_code_length_is_what_the_document_states(
+    make_client: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    """KEYSTILE_RECOVERY_CODE_LENGTH=13: the OpenAPI document states 13 symbols, and a
+    13-symbol code is read (a wrong one is 401, not the 400 of a malformed one)."""
+    client = make_client(make_settings(recovery_code_length=13))
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    patterns = [
+        field["pattern"]
+        for name, schema in schemas.items()
+        if name.startswith("RecoveryVerifyFields")
+        for field in [schema["properties"]["code"]]
+    ]
+    assert patterns == [r"^[ -]*(?:[0-9A-TV-Za-tv-z][ -]*){13}$"]
+    answer = client.post(
+        "/auth/user/recovery_code/verify",
+        json={"user": {"mfa_token": "x", "code": "ABCD-EFGH-JKMN-P"}},
+    )
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "authentication_failed"

@@ -37,6 +37,7 @@ from keystile.web.schemas import (
     RecoveryResetBody,
     RecoveryVerifyBody,
     SignInAnswer,
+    recovery_bodies,
     sign_in_answer,
 )
 
@@ -64,13 +65,9 @@ def recovery_code_router(
         current_session, clock, RECENT_SECOND_FACTOR, second_factor=True
     )
 
-    @router.post(
-        "/verify",
-        response_model=RecoveryAuthenticatedBody,
-        response_model_exclude_none=True,
-        responses=error_responses(400, 401, 429, 503),
-        summary="Finish a sign-in with a recovery code (mfa_token), or step up (bearer token)",
-    )
+    # The bodies state the configured code length (KEYSTILE_RECOVERY_CODE_LENGTH).
+    verify_body, reset_body = recovery_bodies(recovery.config.length)
+
     async def verify(body: RecoveryVerifyBody, request: Request) -> RecoveryAuthenticatedBody:
         address = client_address(request)
         if body.user.mfa_token is not None:
@@ -84,17 +81,28 @@ def recovery_code_router(
             )
         return RecoveryAuthenticatedBody.of_recovery(result)
 
-    @router.post(
-        "/reset_mfa",
-        response_model=SignInAnswer,
+    verify.__annotations__["body"] = verify_body
+    router.post(
+        "/verify",
+        response_model=RecoveryAuthenticatedBody,
+        response_model_exclude_none=True,
         responses=error_responses(400, 401, 429, 503),
-        summary="Sign in with a recovery code and remove the second factor (re-enrol after)",
-    )
+        summary="Finish a sign-in with a recovery code (mfa_token), or step up (bearer token)",
+    )(verify)
+
     async def reset_mfa(body: RecoveryResetBody, request: Request) -> SignInAnswer:
         result = await sign_in_flow.reset_mfa(
             body.user.mfa_token, body.user.code, client_address=client_address(request)
         )
         return sign_in_answer(result)
+
+    reset_mfa.__annotations__["body"] = reset_body
+    router.post(
+        "/reset_mfa",
+        response_model=SignInAnswer,
+        responses=error_responses(400, 401, 429, 503),
+        summary="Sign in with a recovery code and remove the second factor (re-enrol after)",
+    )(reset_mfa)
 
     @router.post(
         "/generate",
