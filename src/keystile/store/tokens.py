@@ -64,18 +64,27 @@ _LIVE = (
 
 _ATTEMPTS = tokens.c.failed_attempts + 1
 
-#: A miss: one more failure on each of the subject's live codes, burning those at the limit.
-_COUNT_MISS = Prepared(
-    update(tokens)
-    .where(*_LIVE)
-    .values(
-        failed_attempts=_ATTEMPTS,
-        revoked_at=case(
-            (bindparam("max_failures") <= _ATTEMPTS, bindparam("burn_at", type_=UTCDateTime())),
-            else_=None,
-        ),
+
+def _count_failure(*where: Any) -> Prepared:
+    """One more failure on each row matching ``where``; a row at ``max_failures`` is burned."""
+    return Prepared(
+        update(tokens)
+        .where(*where)
+        .values(
+            failed_attempts=_ATTEMPTS,
+            revoked_at=case(
+                (
+                    bindparam("max_failures") <= _ATTEMPTS,
+                    bindparam("burn_at", type_=UTCDateTime()),
+                ),
+                else_=None,
+            ),
+        )
     )
-)
+
+
+#: A miss: one more failure on each of the subject's live codes, burning those at the limit.
+_COUNT_MISS = _count_failure(*_LIVE)
 
 
 def insert_token(
@@ -333,20 +342,10 @@ _USE = Prepared(
     .values(revoked_at=bindparam("used_at", type_=UTCDateTime()))
 )
 
-_FAIL = Prepared(
-    update(tokens)
-    .where(
-        tokens.c.jti == bindparam("jti"),
-        tokens.c.purpose == bindparam("purpose"),
-        tokens.c.revoked_at.is_(None),
-    )
-    .values(
-        failed_attempts=_ATTEMPTS,
-        revoked_at=case(
-            (bindparam("max_failures") <= _ATTEMPTS, bindparam("burn_at", type_=UTCDateTime())),
-            else_=None,
-        ),
-    )
+_FAIL = _count_failure(
+    tokens.c.jti == bindparam("jti"),
+    tokens.c.purpose == bindparam("purpose"),
+    tokens.c.revoked_at.is_(None),
 )
 
 
