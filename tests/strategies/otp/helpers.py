@@ -6,6 +6,7 @@ import anyio
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from keystile.errors import AuthenticationFailedError, TooManyAttemptsError
 from keystile.runtime import Runtime
 from keystile.settings import Settings
 
@@ -33,3 +34,27 @@ def sign_in(client: TestClient, email: str, code: str) -> Response:
         "/auth/user/otp/sign_in", json={"user": {"email": email, "otp": code}}
     )
     return response
+
+
+async def parallel_wrong_guesses(runtime: Runtime, email: str, count: int) -> dict[str, int]:
+    """``count`` wrong codes for ``email`` at once; how many were judged and how many blocked.
+
+    The runtime is closed afterwards.
+    """
+    outcomes: list[str] = []
+
+    async def guess() -> None:
+        try:
+            await runtime.sign_in.otp(email, "AAAAAA")
+        except AuthenticationFailedError:
+            outcomes.append("judged")
+        except TooManyAttemptsError:
+            outcomes.append("blocked")
+
+    try:
+        async with anyio.create_task_group() as group:
+            for _ in range(count):
+                group.start_soon(guess)
+    finally:
+        await runtime.aclose()
+    return {"judged": outcomes.count("judged"), "blocked": outcomes.count("blocked")}

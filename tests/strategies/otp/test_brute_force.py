@@ -6,17 +6,15 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
-import anyio
 import pytest
 from fastapi.testclient import TestClient
 
 from keystile.clock import ManualClock
-from keystile.errors import AuthenticationFailedError, TooManyAttemptsError
 from keystile.runtime import Runtime
 from keystile.settings import Settings
 from tests.servers import free_port
 from tests.strategies.otp.conftest import Inbox
-from tests.strategies.otp.helpers import add_user, request_code, sign_in
+from tests.strategies.otp.helpers import add_user, parallel_wrong_guesses, request_code, sign_in
 
 VICTIM = "victim@example.com"
 
@@ -224,21 +222,4 @@ async def test_parallel_wrong_guesses_cannot_pass_the_audit_log_limit(
     """
     runtime = Runtime(otp_settings(database_pool_size=20, **AUDIT_LOG_DECIDES), clock=clock)
     await runtime.create_user(VICTIM)
-    outcomes: list[str] = []
-
-    async def guess() -> None:
-        try:
-            await runtime.sign_in.otp(VICTIM, "AAAAAA")
-        except AuthenticationFailedError:
-            outcomes.append("judged")
-        except TooManyAttemptsError:
-            outcomes.append("blocked")
-
-    try:
-        async with anyio.create_task_group() as group:
-            for _ in range(30):
-                group.start_soon(guess)
-    finally:
-        await runtime.aclose()
-    assert outcomes.count("judged") == 5
-    assert outcomes.count("blocked") == 25
+    assert await parallel_wrong_guesses(runtime, VICTIM, 30) == {"judged": 5, "blocked": 25}

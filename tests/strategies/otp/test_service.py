@@ -17,6 +17,7 @@ from keystile.errors import AuthenticationFailedError, TooManyAttemptsError
 from keystile.runtime import Extensions, Runtime
 from keystile.senders.base import Message, SendError
 from keystile.settings import Settings
+from tests.strategies.otp.helpers import parallel_wrong_guesses
 
 pytestmark = pytest.mark.anyio
 EMAIL = "alice@example.com"
@@ -101,24 +102,7 @@ async def test_parallel_wrong_guesses_cannot_pass_the_limit(
     """Thirty concurrent guesses against a 5-per-10-minutes limit: exactly five are judged."""
     runtime = Runtime(make_settings(database_pool_size=20), clock=clock)
     assert runtime.otp is not None
-    outcomes: list[str] = []
-
-    async def guess() -> None:
-        try:
-            await runtime.sign_in.otp(EMAIL, "AAAAAA")
-        except AuthenticationFailedError:
-            outcomes.append("judged")
-        except TooManyAttemptsError:
-            outcomes.append("blocked")
-
-    try:
-        async with anyio.create_task_group() as group:
-            for _ in range(30):
-                group.start_soon(guess)
-    finally:
-        await runtime.aclose()
-    assert outcomes.count("judged") == 5
-    assert outcomes.count("blocked") == 25
+    assert await parallel_wrong_guesses(runtime, EMAIL, 30) == {"judged": 5, "blocked": 25}
 
 
 async def test_request_and_sign_in_from_python(runtime: Runtime, switch: Switch) -> None:
